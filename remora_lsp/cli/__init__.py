@@ -1,0 +1,56 @@
+"""The ``remora`` command line: one typer app; each feature registers its own sub-commands.
+
+Heavy modules (the server, engines, FAISS) are imported inside the command that needs them so
+that ``remora --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from remora_lsp import __version__
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="remora",
+    help="Remora: library-specialised AI help for any LSP editor, running on your own machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"remora {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_version_callback,
+        is_eager=True,
+    ),
+) -> None:
+    """Remora language server and Language Pack tools."""
+
+
+def _register_commands() -> None:
+    from remora_lsp.cli import serve
+
+    serve.register(app)
+    try:
+        from remora_lsp.cli import packs
+    except ImportError:  # pragma: no cover - during development of the packs commands
+        return
+    packs.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Entry point of the ``remora`` console script."""
+    app()

@@ -1,0 +1,1 @@
+"""Language Packs: manifests, the local store of installed packs, archives, signing and trust."""
