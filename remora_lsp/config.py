@@ -6,7 +6,8 @@ Sources, lowest precedence first (a later source overrides an earlier one key by
 2. ``$REMORA_HOME/config.yaml`` (``REMORA_HOME`` defaults to ``~/.remora``);
 3. the client's ``initializationOptions``;
 4. the client's ``workspace/didChangeConfiguration`` settings;
-5. environment variables ``REMORA_<FIELD>`` (``REMORA_ALLOW_UNSIGNED=1``, ``REMORA_MAX_ACTIVE_PACKS=4``).
+5. environment variables ``REMORA_<FIELD>`` (``REMORA_ALLOW_UNSIGNED=1``,
+   ``REMORA_MAX_ACTIVE_PACKS=4``).
 
 Client settings may be given flat or under a ``remora`` key. A bad value never stops the server:
 :func:`merge_config` drops it, keeps the default and returns one message per problem naming the

@@ -264,7 +264,7 @@ def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
         value: Any = data
         for part in loc:
             try:
-                value = value[part]  # type: ignore[index]
+                value = value[part]
             except (KeyError, IndexError, TypeError):
                 value = None
                 break
