@@ -1,0 +1,1 @@
+"""tree-sitter query sources (``<language>-imports.scm``) read by :mod:`remora_lsp.core.imports`."""
