@@ -30,7 +30,10 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", help="Print the version and exit.", callback=_version_callback,
+        False,
+        "--version",
+        help="Print the version and exit.",
+        callback=_version_callback,
         is_eager=True,
     ),
 ) -> None:
@@ -38,9 +41,10 @@ def _root(
 
 
 def _register_commands() -> None:
-    from remora_lsp.cli import serve
+    from remora_lsp.cli import demo, serve
 
     serve.register(app)
+    demo.register(app)
     try:
         from remora_lsp.cli import packs
     except ImportError:  # pragma: no cover - during development of the packs commands

@@ -16,7 +16,12 @@ def register(app: typer.Typer) -> None:
             "", "--tcp", metavar="HOST:PORT", help="Listen on TCP instead of stdio."
         ),
         log_level: str = typer.Option(
-            "", "--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)."
+            "",
+            "--log-level",
+            help="DEBUG, INFO, WARNING or ERROR (default: REMORA_LOG_LEVEL or INFO).",
+        ),
+        log_file: str = typer.Option(
+            "", "--log-file", help="Write the log to this file instead of stderr (REMORA_LOG_FILE)."
         ),
     ) -> None:
         """Run the Remora language server (stdio unless --tcp is given)."""
@@ -24,8 +29,10 @@ def register(app: typer.Typer) -> None:
         if tcp:
             host, sep, port_text = tcp.rpartition(":")
             if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise typer.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:2087", param_hint="--tcp")
+                raise typer.BadParameter(
+                    "expected HOST:PORT, e.g. 127.0.0.1:2087", param_hint="--tcp"
+                )
             host, port = host or "127.0.0.1", int(port_text)
         from remora_lsp.server.app import run_server
 
-        run_server(host=host, port=port, log_level=log_level or None)
+        run_server(host=host, port=port, log_level=log_level or None, log_file=log_file or None)

@@ -44,6 +44,7 @@ class StoreWatcher:
                         return
                 if event.event_type in {"opened", "closed_no_write"}:
                     return
+                log.debug("store change: %s %s", event.event_type, path)
                 try:
                     callback()
                 except Exception:  # the callback must never kill the observer thread
@@ -57,10 +58,14 @@ class StoreWatcher:
             observer.daemon = True
             observer.start()
         except Exception as exc:
-            log.warning("cannot watch %s (%s); restart the server to see new packs",
-                        ", ".join(map(str, self._folders)), exc)
+            log.warning(
+                "cannot watch %s (%s); restart the server to see new packs",
+                ", ".join(map(str, self._folders)),
+                exc,
+            )
             return
         self._observer = observer
+        log.info("watching %s for pack changes", ", ".join(map(str, self._folders)))
 
     def stop(self) -> None:
         """Stop the observer thread."""

@@ -19,7 +19,9 @@ def test_defaults(tmp_path: Path) -> None:
 
 
 def test_precedence_file_then_init_then_settings_then_env(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text("max_active_packs: 3\ndebounce_ms: 50\nlog_level: DEBUG\n")
+    (tmp_path / "config.yaml").write_text(
+        "max_active_packs: 3\ndebounce_ms: 50\nlog_level: DEBUG\n"
+    )
     env = {"REMORA_HOME": str(tmp_path), "REMORA_DEBOUNCE_MS": "75"}
     config, problems = merge_config(
         {"max_active_packs": 4, "deactivate_grace_seconds": 1},

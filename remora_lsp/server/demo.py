@@ -1,0 +1,157 @@
+"""``remora demo``: a scripted editor session against the sample project.
+
+It prepares a private ``REMORA_HOME`` with the packs from ``packs/`` (built, signed with a demo
+key that the demo home trusts, and installed through the same code path as ``remora install``),
+starts ``remora serve`` as a real subprocess, and walks through what a user would see: packs
+activating as files that import them are opened, hovers, an edit that removes an import, the
+grace period, and a manual override. Each step prints what the editor's status bar would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from remora_lsp.server.editor import ScriptedEditor, status_bar_text
+
+__all__ = ["prepare_home", "run_demo"]
+
+GRACE_S = 2.0
+
+
+def prepare_home(home: Path, pack_sources: Path, console: Console) -> list[str]:
+    """Fresh demo home: build, sign and install every pack source; return their names."""
+    from remora_lsp.config import merge_config
+    from remora_lsp.packs import archive, install, signing, trust
+
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    key = home / "demo-signing.key"
+    signing.generate_keypair(key)
+    config, _ = merge_config(environ={"REMORA_HOME": str(home)})
+    trust.add_trusted_key(config.trust_dir, Path(f"{key}.pub"), name="remora-demo")
+    names = []
+    for src in sorted(p for p in pack_sources.iterdir() if (p / "manifest.yaml").is_file()):
+        out = home / "built" / f"{src.name}.remorapack"
+        archive.build_pack(src, out, sign_key=key)
+        installed = install.install_pack(out, config)
+        console.print(f"  installed [bold]{installed.key}[/] (signed, verified)")
+        names.append(installed.name)
+    return names
+
+
+async def _step(console: Console, title: str, action: Callable[[], Awaitable[Any]]) -> Any:
+    console.rule(f"[bold cyan]{title}")
+    started = time.perf_counter()
+    result = await action()
+    console.print(f"[dim]  ({(time.perf_counter() - started) * 1000:.0f} ms)[/]")
+    return result
+
+
+def _show_status(console: Console, editor: ScriptedEditor) -> None:
+    payload = editor.latest()
+    console.print(f"  status bar: [bold green]{status_bar_text(payload)}[/]")
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+    for column in ("pack", "version", "state", "signed", "reason", "triggered by"):
+        table.add_column(column)
+    for pack in payload["packs"]:
+        files = ", ".join(Path(u).name for u in pack["triggeredBy"]) or "-"
+        table.add_row(
+            pack["name"],
+            pack["version"],
+            pack["state"],
+            "yes" if pack.get("signed") else "UNSIGNED",
+            pack["reason"] or "",
+            files,
+        )
+    console.print(table)
+
+
+async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
+    """Run the scripted session; return a process exit code (0 when every step behaved)."""
+    console = Console()
+    console.rule("[bold]Remora demo: packs activate from your imports")
+    console.print(
+        f"sample project: {project}\npack sources:   {pack_sources}\nREMORA_HOME:    {home}"
+    )
+    prepare_home(home, pack_sources, console)
+    env = {
+        "REMORA_HOME": str(home),
+        "REMORA_DEACTIVATE_GRACE_SECONDS": str(GRACE_S),
+        "REMORA_LOG_LEVEL": "WARNING",
+    }
+    editor = ScriptedEditor(project, env=env)
+    await editor.start()
+    try:
+        await editor.wait_for(lambda p: bool(p["packs"]), 30)
+        _show_status(console, editor)
+
+        main_uri = ""
+
+        async def open_main() -> None:
+            nonlocal main_uri
+            main_uri = editor.open("app/main.py")
+            await editor.wait_state("fastapi", "ready")
+
+        await _step(console, "open app/main.py (imports fastapi)", open_main)
+        _show_status(console, editor)
+
+        async def hover_import() -> None:
+            text = await editor.hover(main_uri, 2, 7)
+            console.print(f"  hover on `fastapi`: {text}")
+
+        await _step(console, "hover the fastapi import", hover_import)
+
+        async def open_models() -> None:
+            editor.open("app/models.py")
+            await editor.wait_state("pydantic", "ready")
+
+        await _step(console, "open app/models.py (imports pydantic)", open_models)
+        _show_status(console, editor)
+
+        async def delete_import() -> None:
+            editor.change(main_uri, (2, 0), (3, 0), "")
+            await editor.wait_for(
+                lambda p: any(x["name"] == "fastapi" and not x["triggeredBy"] for x in p["packs"]),
+                10,
+            )
+            console.print(f"  import deleted; fastapi stays for the {GRACE_S:.0f} s grace period")
+            _show_status(console, editor)
+            await editor.wait_state("fastapi", "inactive", 10 + GRACE_S)
+
+        await _step(console, "delete the fastapi import in app/main.py", delete_import)
+        _show_status(console, editor)
+
+        async def manual() -> None:
+            await editor.command("remora.activatePack", "fastapi")
+            await editor.wait_state("fastapi", "ready")
+
+        await _step(console, "command remora.activatePack fastapi (manual override)", manual)
+        _show_status(console, editor)
+
+        listed = await editor.list_packs()
+        console.rule("[bold cyan]remora/listPacks")
+        console.print(
+            f"  {len(listed['packs'])} packs installed: "
+            + ", ".join(f"{p['name']} {p['version']}" for p in listed["packs"])
+        )
+        console.rule("[bold green]demo finished")
+        return 0
+    except TimeoutError as exc:
+        console.print(f"[bold red]demo step timed out: {exc}")
+        return 1
+    finally:
+        await editor.stop()
+
+
+def main(project: Path, pack_sources: Path, home: Path) -> int:
+    """Synchronous entry point for the CLI."""
+    return asyncio.run(run_demo(project, pack_sources, home))

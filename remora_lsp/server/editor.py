@@ -1,0 +1,196 @@
+"""A scripted editor: a real LSP client that drives ``remora serve`` over stdio.
+
+Used by ``remora demo`` and the benchmarks to exercise the server exactly as an editor would
+(a separate process, JSON-RPC over pipes), and to observe what the editor would show: every
+``remora/packStatus`` notification is recorded with its arrival time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+__all__ = ["ScriptedEditor", "status_bar_text"]
+
+LANGUAGE_IDS = {
+    ".py": "python",
+    ".js": "javascript",
+    ".jsx": "javascriptreact",
+    ".ts": "typescript",
+    ".tsx": "typescriptreact",
+}
+ICONS = {"ready": "✓", "loading": "…", "error": "⚠"}
+
+
+def _plain(value: Any) -> Any:
+    """Notification params arrive as attribute objects; turn them back into plain data."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "_asdict"):  # pygls hands custom params over as named tuples
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dict__"):
+        return {k: _plain(v) for k, v in vars(value).items() if not k.startswith("_")}
+    return value
+
+
+def status_bar_text(payload: Mapping[str, Any]) -> str:
+    """What a status bar shows for a pack-status payload: ``Packs: fastapi ✓ pydantic …``."""
+    shown = [
+        f"{p['name']} {ICONS[p['state']]}"
+        for p in payload.get("packs", [])
+        if p.get("state") in ICONS
+    ]
+    return "Packs: " + (" ".join(shown) if shown else "none active")
+
+
+class ScriptedEditor:
+    """Start ``remora serve``, then open/edit/hover like an editor and watch pack status."""
+
+    def __init__(self, root: Path, *, env: Mapping[str, str] | None = None) -> None:
+        self.root = root.resolve()
+        self.env = {**os.environ, **(env or {})}
+        self.client = LanguageClient("remora-scripted-editor", "1")
+        self.statuses: list[tuple[float, dict[str, Any]]] = []
+        self.messages: list[str] = []
+        self._versions: dict[str, int] = {}
+        self._texts: dict[str, str] = {}
+        self._changed = asyncio.Event()
+
+        @self.client.feature("remora/packStatus")
+        def _on_status(params: Any) -> None:
+            self.statuses.append((time.perf_counter(), _plain(params)))
+            self._changed.set()
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def _on_message(params: types.ShowMessageParams) -> None:
+            self.messages.append(params.message)
+
+    async def start(self, settings: Mapping[str, Any] | None = None) -> types.InitializeResult:
+        """Launch the server and complete the initialize handshake."""
+        await self.client.start_io(sys.executable, "-m", "remora_lsp", "serve", env=self.env)
+        result = await self.client.initialize_async(
+            types.InitializeParams(
+                process_id=os.getpid(),
+                root_uri=self.root.as_uri(),
+                capabilities=types.ClientCapabilities(
+                    window=types.WindowClientCapabilities(work_done_progress=True)
+                ),
+                initialization_options=dict(settings or {}),
+            )
+        )
+        self.client.initialized(types.InitializedParams())
+        return result
+
+    async def stop(self) -> None:
+        """Shut the server down politely, then make sure the process is gone."""
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), 10)
+            self.client.exit(None)
+        except Exception:
+            pass
+        await self.client.stop()
+
+    def uri(self, relpath: str) -> str:
+        """The file URI of a path relative to the project root."""
+        return (self.root / relpath).as_uri()
+
+    def open(self, relpath: str, text: str | None = None) -> str:
+        """didOpen a file of the project (its text from disk unless given)."""
+        path = self.root / relpath
+        uri = path.as_uri()
+        body = path.read_text(encoding="utf-8") if text is None else text
+        self._versions[uri] = 1
+        self._texts[uri] = body
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                types.TextDocumentItem(uri, LANGUAGE_IDS.get(path.suffix, "plaintext"), 1, body)
+            )
+        )
+        return uri
+
+    def change(self, uri: str, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        """didChange with one incremental edit (LSP line/UTF-16 positions)."""
+        self._versions[uri] += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(version=self._versions[uri], uri=uri),
+                [
+                    types.TextDocumentContentChangePartial(
+                        types.Range(types.Position(*start), types.Position(*end)), text
+                    )
+                ],
+            )
+        )
+
+    def close(self, uri: str) -> None:
+        """didClose."""
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
+        )
+
+    async def hover(self, uri: str, line: int, character: int) -> str | None:
+        """The hover text at a position, or None."""
+        result = await self.client.text_document_hover_async(
+            types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(line, character))
+        )
+        if result is None:
+            return None
+        contents = result.contents
+        return contents.value if isinstance(contents, types.MarkupContent) else str(contents)
+
+    async def command(self, name: str, *args: Any) -> Any:
+        """workspace/executeCommand."""
+        return await self.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=name, arguments=list(args))
+        )
+
+    async def list_packs(self) -> dict[str, Any]:
+        """The ``remora/listPacks`` request."""
+        result = await self.client.protocol.send_request_async("remora/listPacks", None)
+        return dict(_plain(result))
+
+    def latest(self) -> dict[str, Any]:
+        """The last pack-status payload received (empty before the first)."""
+        return self.statuses[-1][1] if self.statuses else {"packs": []}
+
+    def pack_state(self, name: str) -> str | None:
+        """The state of one pack in the latest status."""
+        for pack in self.latest().get("packs", []):
+            if pack["name"] == name:
+                return str(pack["state"])
+        return None
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Wait until the latest pack status satisfies ``predicate``; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.statuses and predicate(self.latest()):
+                return self.latest()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"pack status never matched; last: {self.latest()}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+    async def wait_state(self, name: str, state: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until pack ``name`` reaches ``state``."""
+        return await self.wait_for(
+            lambda p: any(x["name"] == name and x["state"] == state for x in p["packs"]), timeout
+        )

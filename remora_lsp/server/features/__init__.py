@@ -1,0 +1,1 @@
+"""LSP feature modules; each exposes ``register(ls)`` and keeps its handlers thin."""

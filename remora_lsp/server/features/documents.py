@@ -1,0 +1,62 @@
+"""Lifecycle and document sync: initialize, settings, didOpen/didChange/didClose, shutdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsprotocol import types
+
+from remora_lsp.server.app import RemoraServer, guarded
+from remora_lsp.server.convert import to_text_changes
+
+__all__ = ["register"]
+
+
+def _settings(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def register(ls: RemoraServer) -> None:
+    """Register the document-sync handlers on ``ls``."""
+
+    @ls.feature(types.INITIALIZE)
+    @guarded(ls, request=True)
+    def on_initialize(ls: RemoraServer, params: types.InitializeParams) -> None:
+        ls.init_options = _settings(params.initialization_options)
+        ls.session.config = ls.reload_config()
+
+    @ls.feature(types.INITIALIZED)
+    @guarded(ls, request=False)
+    async def on_initialized(ls: RemoraServer, params: types.InitializedParams) -> None:
+        ls.session.apply_config(ls.session.config)
+        await ls.session.start()
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    @guarded(ls, request=False)
+    def on_did_change_configuration(
+        ls: RemoraServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        ls.client_settings = _settings(params.settings)
+        ls.session.apply_config(ls.reload_config())
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    @guarded(ls, request=False)
+    def on_did_open(ls: RemoraServer, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.session.open_document(doc.uri, doc.language_id, doc.version, doc.text)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    @guarded(ls, request=False)
+    def on_did_change(ls: RemoraServer, params: types.DidChangeTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.session.change_document(doc.uri, doc.version, to_text_changes(params.content_changes))
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    @guarded(ls, request=False)
+    def on_did_close(ls: RemoraServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.session.close_document(params.text_document.uri)
+
+    @ls.feature(types.SHUTDOWN)
+    @guarded(ls, request=True)
+    def on_shutdown(ls: RemoraServer, params: Any = None) -> None:
+        ls.session.stop()
