@@ -1,10 +1,13 @@
 -- A scripted Neovim session against a real `remora serve`, driven by tests/editors/test_nvim.py.
--- Input: $REMORA_NVIM_TEST, a JSON object {cmd = [...], file = "...", out = "...", timeout_ms = n}.
+-- Input: $REMORA_NVIM_TEST, a JSON object
+--   {cmd = [...], settings = {...} or nil, file = "...", out = "...", timeout_ms = n,
+--    status_only = bool (stop once the pack status has settled)}.
 -- Output: a JSON report at `out`; Neovim always quits, even when a step fails.
 
 local cfg = vim.json.decode(os.getenv("REMORA_NVIM_TEST"))
 local timeout = cfg.timeout_ms or 20000
-local report = { nvim = tostring(vim.version()), steps = {}, messages = {} }
+local v = vim.version()
+local report = { nvim = string.format("%d.%d.%d", v.major, v.minor, v.patch), steps = {}, messages = {} }
 
 local function step(name)
   table.insert(report.steps, name)
@@ -27,7 +30,7 @@ end
 local function run()
   vim.cmd("filetype on")
   local remora = require("remora")
-  remora.setup({ cmd = cfg.cmd, cmd_env = cfg.cmd_env })
+  remora.setup({ cmd = cfg.cmd, settings = cfg.settings })
   step("setup")
 
   vim.cmd("edit " .. vim.fn.fnameescape(cfg.file))
@@ -40,13 +43,19 @@ local function run()
   report.root_dir = client and client.config.root_dir or nil
   step("attached")
 
-  report.ready = vim.wait(timeout, function()
+  -- Wait until fastapi settles: ready, or error (e.g. an unsigned pack that is not allowed).
+  vim.wait(timeout, function()
     local p = find(remora.packs(buf), "fastapi")
-    return p ~= nil and p.state == "ready"
+    return p ~= nil and (p.state == "ready" or p.state == "error")
   end, 50)
+  local settled = find(remora.packs(buf), "fastapi")
+  report.ready = settled ~= nil and settled.state == "ready"
   report.packs_after_open = remora.packs(buf)
   report.statusline = remora.statusline(buf)
   step("ready")
+  if cfg.status_only then
+    return
+  end
 
   -- Hover round trips: on the module name (`fastapi`, column 5) and on the imported name
   -- (`FastAPI`, column 20) of `from fastapi import FastAPI`.

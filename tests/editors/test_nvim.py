@@ -101,16 +101,18 @@ def make_project(tmp: Path) -> None:
     params=NVIMS or [None],
     ids=[nvim_version(p) for p in NVIMS] or ["no-nvim"],
 )
-def session(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, Any], Path, str]:
-    """Runs the scripted session once per Neovim; returns (report, tmp dir, failure context)."""
-    nvim = request.param
-    if nvim is None:
+def nvim(request: pytest.FixtureRequest) -> str:
+    """Every Neovim found here, in turn."""
+    if request.param is None:
         pytest.skip("no Neovim found: run scripts/install-nvim.sh or set REMORA_NVIM")
-    tmp = tmp_path_factory.mktemp("nvim")
+    path: str = request.param
+    return path
+
+
+def checked_session(nvim: str, tmp: Path, **kwargs: Any) -> tuple[dict[str, Any], Path, str]:
+    """Runs the scripted session; returns (report, tmp dir, failure context)."""
     make_project(tmp)
-    report = run_session(nvim, tmp)
+    report = run_session(nvim, tmp, **kwargs)
     why = (
         f"\nreport: {json.dumps(report, indent=1, ensure_ascii=False)[:6000]}\n"
         f"{report.pop('_diagnostics')}"
@@ -119,12 +121,28 @@ def session(
     return report, tmp, why
 
 
-def run_session(nvim: str, tmp: Path) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def session(
+    nvim: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], Path, str]:
+    """One session per Neovim, unsigned packs allowed through REMORA_ALLOW_UNSIGNED=1."""
+    return checked_session(nvim, tmp_path_factory.mktemp("nvim"))
+
+
+def run_session(
+    nvim: str,
+    tmp: Path,
+    *,
+    settings: dict[str, Any] | None = None,
+    allow_env: bool = True,
+    status_only: bool = False,
+) -> dict[str, Any]:
     out = tmp / "report.json"
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMORA_")}
+    if allow_env:
+        env["REMORA_ALLOW_UNSIGNED"] = "1"
     env.update(
         REMORA_HOME=str(tmp / "home"),
-        REMORA_ALLOW_UNSIGNED="1",
         # Keep Neovim's state (shada, lsp.log) inside the test directory.
         XDG_CONFIG_HOME=str(tmp / "xdg" / "config"),
         XDG_DATA_HOME=str(tmp / "xdg" / "data"),
@@ -133,6 +151,8 @@ def run_session(nvim: str, tmp: Path) -> dict[str, Any]:
         REMORA_NVIM_TEST=json.dumps(
             {
                 "cmd": server_cmd(),
+                "settings": settings,
+                "status_only": status_only,
                 "file": str(tmp / "proj" / "main.py"),
                 "out": str(out),
                 "timeout_ms": 20000,
@@ -250,3 +270,21 @@ def test_deactivate_and_activate_commands(session: tuple[dict[str, Any], Path, s
     assert report["statusline_after_deactivate"] == "", why
     # ... and :RemoraActivate clears the override again.
     assert report["reactivated"], f"fastapi did not become ready again{why}"
+
+
+def test_settings_from_setup_reach_the_server(nvim: str, tmp_path: Path) -> None:
+    """Without the environment switch, `settings = {allow_unsigned = true}` lets the pack load."""
+    report, _, why = checked_session(
+        nvim, tmp_path, settings={"allow_unsigned": True}, allow_env=False, status_only=True
+    )
+    assert report["ready"], f"allow_unsigned from setup() did not reach the server{why}"
+    assert not any("setting" in m["msg"] for m in report["messages"]), why
+
+
+def test_unsigned_pack_refused_without_permission(nvim: str, tmp_path: Path) -> None:
+    """The control for the test above: no switch, no setting, so the dev pack is an error."""
+    report, _, why = checked_session(nvim, tmp_path, allow_env=False, status_only=True)
+    fastapi = find_pack(report["packs_after_open"], "fastapi")
+    assert fastapi is not None and fastapi["state"] == "error", why
+    assert "unsigned" in (fastapi["reason"] or ""), why
+    assert report["statusline"] == "Packs: fastapi ✗", why
