@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from remora_lsp.config import Config
 from remora_lsp.core.documents import (
@@ -31,12 +31,28 @@ from remora_lsp.packs.store import InstalledPack, active_versions
 from remora_lsp.packs.verify import VerifiedPack, verify_pack_dir
 from remora_lsp.packs.watcher import StoreWatcher
 
-__all__ = ["PackState", "Session"]
+__all__ = ["PackListener", "PackState", "Session"]
 
 log = logging.getLogger(__name__)
 
 State = Literal["loading", "ready", "error", "inactive"]
 RESCAN_DELAY_S = 0.3
+
+
+class PackListener(Protocol):
+    """A layer that loads its part of a pack (index, adapter, templates) when the pack activates.
+
+    ``pack_loaded`` runs in a worker thread after the pack verified; it returns an optional note
+    for the status (e.g. why an adapter was skipped) or raises ``PackError`` to mark the pack
+    ``error``. ``pack_unloaded`` runs on the event loop and must be cheap. ``status_fields``
+    adds keys to the pack's ``remora/packStatus`` entry (e.g. ``{"adapter": "resident"}``).
+    """
+
+    def pack_loaded(self, pack: VerifiedPack) -> str | None: ...
+
+    def pack_unloaded(self, name: str) -> None: ...
+
+    def status_fields(self, name: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -95,6 +111,11 @@ class Session:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self.status_events = 0  # how many payloads were published (benchmarks, tests)
+        self.listeners: list[PackListener] = []
+
+    def add_listener(self, listener: PackListener) -> None:
+        """Register a layer that loads its part of each pack (see :class:`PackListener`)."""
+        self.listeners.append(listener)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -315,9 +336,15 @@ class Session:
                 log.exception("loading pack %s failed", pack.installed.key)
                 outcome = ("error", f"internal error while loading: {exc}", None)
             else:
-                outcome = ("ready", None, verified)
+                outcome = await self._load_parts(verified)
             if pack.generation != generation or self.packs.get(pack.name) is not pack:
-                return  # superseded by a newer decision or a rescan
+                # Superseded by a newer decision or a rescan: drop what the layers loaded,
+                # unless a newer load of the same pack is under way (it replaces them).
+                current = self.packs.get(pack.name)
+                if outcome[0] == "ready" and (current is None or current.state == "inactive"):
+                    for listener in self.listeners:
+                        listener.pack_unloaded(pack.name)
+                return
             pack.state, pack.reason, pack.loaded = outcome
             if pack.state == "error":
                 log.error("pack %s: %s", pack.installed.key, pack.reason)
@@ -327,9 +354,32 @@ class Session:
 
         self._spawn(run())
 
+    async def _load_parts(
+        self, verified: VerifiedPack
+    ) -> tuple[State, str | None, VerifiedPack | None]:
+        notes: list[str] = []
+        for listener in self.listeners:
+            try:
+                note = await asyncio.to_thread(listener.pack_loaded, verified)
+            except PackError as exc:
+                return ("error", str(exc), None)
+            except Exception as exc:
+                log.exception("%s failed to load its part of %s", listener, verified.manifest.key)
+                return ("error", f"internal error while loading: {exc}", None)
+            if note:
+                notes.append(note)
+        return ("ready", "; ".join(notes) or None, verified)
+
     def _unload(self, pack: PackState, reason: str) -> None:
+        was_loaded = pack.loaded is not None
         pack.generation += 1
         pack.state, pack.reason, pack.loaded = "inactive", reason, None
+        if was_loaded:
+            for listener in self.listeners:
+                try:
+                    listener.pack_unloaded(pack.name)
+                except Exception:
+                    log.exception("%s failed to unload %s", listener, pack.name)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -344,7 +394,16 @@ class Session:
     # -- status ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """The ``remora/packStatus`` / ``remora/listPacks`` payload."""
-        return {"packs": [self.packs[n].to_status() for n in sorted(self.packs)]}
+        entries = []
+        for name in sorted(self.packs):
+            entry = self.packs[name].to_status()
+            for listener in self.listeners:
+                try:
+                    entry.update(listener.status_fields(name))
+                except Exception:
+                    log.exception("%s failed to report status of %s", listener, name)
+            entries.append(entry)
+        return {"packs": entries}
 
     def publish(self, *, force: bool = False) -> None:
         """Send the status if it differs from the last one sent."""
