@@ -1,11 +1,12 @@
-"""The VS Code extension (editors/vscode): manifest contract, TypeScript build and the .vsix.
+"""The VS Code extension (editors/vscode): manifest, TypeScript build, .vsix, and behaviour.
 
 VS Code itself cannot run here, so these tests check what can be checked without it: the
-package.json contributions match the server's protocol and settings, the TypeScript compiles
-and its unit tests pass, and the packaged .vsix holds a bundled extension that loads under Node
-with a stand-in `vscode` module. Nothing here touches the network: `npm ci` belongs to
-scripts/build-vscode.sh (which `make test` runs before pytest); the tests use the
-node_modules it leaves behind and skip, saying so, when there are none.
+package.json contributions match the server's protocol and settings; the TypeScript compiles
+and its unit tests pass; the packaged .vsix holds a bundled extension; and that bundle, loaded
+by ``vscode_harness.js`` with a stand-in `vscode` module, starts a real `remora serve`, shows
+the pack status in its status-bar item and switches packs through its commands. Nothing here
+touches the network: `npm ci` belongs to scripts/build-vscode.sh (which `make test` runs before
+pytest); the tests use the node_modules it leaves behind and skip, saying so, without them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,90 @@ def test_vsix_bundle_loads_under_node(vsix: Path, tmp_path: Path) -> None:
     )
     proc = run(["node", "-e", script], env=env)
     assert proc.stdout.strip() == "activate,deactivate"
+
+
+# -- the extension against a real server, under a stand-in VS Code ------------------------------
+
+HARNESS = Path(__file__).with_name("vscode_harness.js")
+MANIFEST = """\
+format: 1
+name: fastapi
+version: 0.1.0
+triggers:
+  python_imports: [fastapi]
+"""
+
+
+def run_harness(vsix: Path, tmp: Path, *, scenario: str, allow_unsigned: bool) -> dict[str, Any]:
+    """Runs the packaged extension in vscode_harness.js; returns its JSON report."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    with zipfile.ZipFile(vsix) as z:
+        z.extract("extension/dist/extension.js", tmp)
+    pack = tmp / "home" / "packs" / "fastapi" / "0.1.0"
+    pack.mkdir(parents=True)
+    (pack / "manifest.yaml").write_text(MANIFEST)
+    proj = tmp / "proj"
+    proj.mkdir()
+    (proj / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    server = Path(sys.executable).parent / "remora"
+    if not server.exists():
+        pytest.skip(f"{server} is missing: install the package (scripts/bootstrap.sh)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMORA_")}
+    env["REMORA_HOME"] = str(tmp / "home")
+    if allow_unsigned:
+        env["REMORA_ALLOW_UNSIGNED"] = "1"
+    env["REMORA_VSCODE_TEST"] = json.dumps(
+        {
+            "serverPath": str(server),
+            "file": str(proj / "main.py"),
+            "settings": {},
+            "timeoutMs": 15000,
+            "scenario": scenario,
+        }
+    )
+    argv = ["node", str(HARNESS), str(tmp / "extension" / "dist" / "extension.js")]
+    try:
+        proc = subprocess.run(
+            argv, cwd=proj, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the harness did not finish within 120 s\nstderr:\n{exc.stderr}")
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"no report (exit {proc.returncode})\nstderr:\n{proc.stderr}"
+    report: dict[str, Any] = json.loads(lines[-1])
+    report["_stderr"] = proc.stderr[-6000:]
+    return report
+
+
+def test_extension_shows_status_and_switches_packs(vsix: Path, tmp_path: Path) -> None:
+    report = run_harness(vsix, tmp_path, scenario="normal", allow_unsigned=True)
+    why = f"\nreport: {json.dumps(report, indent=1, ensure_ascii=False)[:6000]}"
+    assert report["ok"], why
+    assert report["commands"] == sorted(COMMANDS), why
+    assert report["errors"] == [], why
+    # remora/packStatus drives the status bar item.
+    assert report["ready"], why
+    assert report["readyText"] == "Remora: fastapi ✓", why
+    assert "fastapi 0.1.0 — ready (unsigned) — imported by main.py" in report["readyTooltip"], why
+    assert report["readyBackground"] is None, why
+    # remora.deactivatePack through the command palette, then activate through the item's pick.
+    assert report["deactivated"], why
+    assert report["pickLabels"][0] == "$(circle-outline) fastapi", why
+    assert report["reactivated"], why
+    # Activate without a name when nothing is inactive: a message, no empty picker.
+    assert "activateOffered" not in report, why
+    assert report["activateInfo"] == "Remora: every installed pack is already active.", why
+    # Restart brings the status back; deactivate() releases every command.
+    assert report["afterRestart"], why
+    assert report["commandsAfterDeactivate"] == [], why
+
+
+def test_extension_warns_on_pack_error(vsix: Path, tmp_path: Path) -> None:
+    report = run_harness(vsix, tmp_path, scenario="unsigned", allow_unsigned=False)
+    why = f"\nreport: {json.dumps(report, indent=1, ensure_ascii=False)[:6000]}"
+    assert report["ok"], why
+    assert report["errored"], why
+    assert report["errorText"] == "$(warning) Remora: fastapi ✗", why
+    assert report["errorBackground"] == "statusBarItem.warningBackground", why
+    assert "unsigned" in report["errorTooltip"], why

@@ -12,7 +12,6 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
   State,
-  TransportKind,
 } from "vscode-languageclient/node";
 
 import {
@@ -96,12 +95,9 @@ class RemoraExtension {
     const config = vscode.workspace.getConfiguration("remora");
     const command = config.get<string>("serverPath", "remora") || "remora";
     const args = config.get<string[]>("serverArgs", ["serve"]);
-    const serverOptions: ServerOptions = {
-      command,
-      args,
-      transport: TransportKind.stdio,
-      options: { env: process.env },
-    };
+    // No `transport`: with TransportKind.stdio the client would append `--stdio` to the
+    // arguments, which `remora serve` does not take. Plain executables talk over stdio anyway.
+    const serverOptions: ServerOptions = { command, args, options: { env: process.env } };
     const clientOptions: LanguageClientOptions = {
       documentSelector: LANGUAGES.flatMap((language) => [
         { scheme: "file", language },
@@ -232,6 +228,12 @@ class RemoraExtension {
     if (!name) {
       const activating = command === ACTIVATE;
       const candidates = (await this.listPacks()).filter((p) => (actionFor(p) === "activate") === activating);
+      if (candidates.length === 0) {
+        void vscode.window.showInformationMessage(
+          activating ? "Remora: every installed pack is already active." : "Remora: no pack is active.",
+        );
+        return undefined;
+      }
       const picked = await vscode.window.showQuickPick(
         candidates.map((p) => ({ label: p.name, description: `${p.version} · ${p.state}`, pack: p })),
         { placeHolder: activating ? "Pack to activate" : "Pack to deactivate" },
