@@ -257,7 +257,7 @@ def test_extension_shows_status_and_switches_packs(vsix: Path, tmp_path: Path) -
     assert report["commandsAfterDeactivate"] == [], why
 
 
-def test_extension_warns_on_pack_error(vsix: Path, tmp_path: Path) -> None:
+def test_extension_warns_on_pack_error_and_forwards_settings(vsix: Path, tmp_path: Path) -> None:
     report = run_harness(vsix, tmp_path, scenario="unsigned", allow_unsigned=False)
     why = f"\nreport: {json.dumps(report, indent=1, ensure_ascii=False)[:6000]}"
     assert report["ok"], why
@@ -265,3 +265,6 @@ def test_extension_warns_on_pack_error(vsix: Path, tmp_path: Path) -> None:
     assert report["errorText"] == "$(warning) Remora: fastapi ✗", why
     assert report["errorBackground"] == "statusBarItem.warningBackground", why
     assert "unsigned" in report["errorTooltip"], why
+    # Setting remora.allow_unsigned reaches the server (didChangeConfiguration): the pack loads.
+    assert report["readyAfterSetting"], why
+    assert report["textAfterSetting"] == "Remora: fastapi ✓", why

@@ -179,6 +179,7 @@ function outputChannel(name) {
 }
 
 let pickAnswer = (items) => items[0];
+const configurationChanged = new EventEmitter();
 const commandTable = new Map();
 const settings = { "remora.serverPath": cfg.serverPath, "remora.serverArgs": ["serve"], ...cfg.settings };
 
@@ -237,7 +238,7 @@ const vscode = withStub({
   }),
   workspace: withStub({
     getConfiguration: configuration,
-    onDidChangeConfiguration: new EventEmitter().event,
+    onDidChangeConfiguration: configurationChanged.event,
     textDocuments: [document],
     workspaceFolders: [{ uri: Uri.file(path.dirname(cfg.file)), name: "proj", index: 0 }],
     onDidOpenTextDocument: new EventEmitter().event,
@@ -297,6 +298,11 @@ async function main() {
     report.errorText = status().text;
     report.errorTooltip = status().tooltip;
     report.errorBackground = status().backgroundColor ? status().backgroundColor.id : null;
+    // The user allows unsigned packs in the settings: didChangeConfiguration, the pack loads.
+    settings["remora.allow_unsigned"] = true;
+    configurationChanged.fire({ affectsConfiguration: (s) => "remora.allow_unsigned".startsWith(s) });
+    report.readyAfterSetting = await waitFor("ready after setting", () => status().text.includes("fastapi ✓"));
+    report.textAfterSetting = status().text;
     await extension.deactivate();
     return;
   }
