@@ -18,13 +18,22 @@ from typing import Any, Literal
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from remora_lsp.errors import ManifestError
 
 __all__ = [
     "ADAPTER_ROLES",
     "FORMAT_VERSION",
+    "LAYOUT_DIRS",
+    "LAYOUT_TOP_FILES",
     "MANIFEST_NAME",
     "MAX_MANIFEST_BYTES",
     "Adapter",
@@ -58,6 +67,10 @@ PY_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 JS_PACKAGE_RE = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$", re.IGNORECASE)
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 PATH_RE = re.compile(r"^(?!/)(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9_.@+-]+(/[A-Za-z0-9_.@+-]+)*$")
+MAX_PATH_LENGTH = 255
+# Where a pack's files may live (docs/pack-format.md, "Layout").
+LAYOUT_DIRS = ("adapters/", "embeddings/", "templates/", "docs/")
+LAYOUT_TOP_FILES = ("README.md", "LICENSE", "NOTICE", "CHANGELOG.md")
 
 
 class _Frozen(BaseModel):
@@ -65,11 +78,21 @@ class _Frozen(BaseModel):
 
 
 def _check_path(value: str) -> str:
-    if not PATH_RE.match(value) or "\\" in value:
+    if not PATH_RE.match(value) or "\\" in value or len(value) > MAX_PATH_LENGTH:
         raise ValueError(
-            "must be a relative POSIX path of letters, digits, '_.@+-' without '..' or '.' parts"
+            "must be a relative POSIX path (at most 255 characters) of letters, digits, '_.@+-' "
+            "without '..' or '.' parts"
         )
     return value
+
+
+def _check_layout(value: str) -> str:
+    if value in LAYOUT_TOP_FILES or value.startswith(LAYOUT_DIRS):
+        return value
+    raise ValueError(
+        f"{value!r} is outside the pack layout: files live under "
+        f"{', '.join(LAYOUT_DIRS)} or are one of {', '.join(LAYOUT_TOP_FILES)}"
+    )
 
 
 class Library(_Frozen):
@@ -210,6 +233,13 @@ class Manifest(_Frozen):
             raise ValueError("must be 1-64 of a-z, 0-9, '_' or '-', starting with a letter/digit")
         return value
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float):
+            raise ValueError("must be a semantic version such as 1.2.3, written as a quoted string")
+        return value
+
     @field_validator("version")
     @classmethod
     def _version(cls, value: str) -> str:
@@ -229,11 +259,48 @@ class Manifest(_Frozen):
     @field_validator("files")
     @classmethod
     def _files(cls, value: dict[str, FileEntry]) -> dict[str, FileEntry]:
+        folded: dict[str, str] = {}
         for path in value:
             _check_path(path)
             if path == MANIFEST_NAME:
                 raise ValueError("must not list manifest.yaml itself")
+            _check_layout(path)
+            other = folded.setdefault(path.casefold(), path)
+            if other != path:
+                raise ValueError(f"{other!r} and {path!r} differ only in case")
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        """Cross-field rules; they apply once ``files`` pins the content (built packs)."""
+        roles = [a.role for a in self.adapters]
+        for role in roles:
+            if roles.count(role) > 1:
+                raise ValueError(f"adapter role {role!r} appears more than once; one per role")
+        if not self.files:
+            return self
+        listed = self.files.keys()
+        for template in self.templates:
+            if template not in listed:
+                raise ValueError(f"template {template!r} is not listed in `files`")
+        if self.embeddings is not None:
+            for item in self.embeddings.files:
+                if item not in listed:
+                    raise ValueError(f"embeddings file {item!r} is not listed in `files`")
+        for adapter in self.adapters:
+            folder = adapter.path.rstrip("/") + "/"
+            if not folder.startswith("adapters/"):
+                raise ValueError(f"adapter path {adapter.path!r} must be under adapters/")
+            if folder + "adapter_config.json" not in listed:
+                raise ValueError(
+                    f"adapter {adapter.role!r}: {folder}adapter_config.json is not listed "
+                    "in `files`"
+                )
+            if not any(p.startswith(folder) and p.endswith(".safetensors") for p in listed):
+                raise ValueError(
+                    f"adapter {adapter.role!r}: no {folder}*.safetensors weights in `files`"
+                )
+        return self
 
     @property
     def key(self) -> str:
@@ -254,6 +321,51 @@ class Manifest(_Frozen):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+class _ManifestYamlError(Exception):
+    """A construct the manifest reader refuses although YAML allows it."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without aliases (billion-laughs) and without duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise _ManifestYamlError(
+                f"YAML aliases (*name) are not allowed in a manifest (line {mark.line + 1})"
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable key: let the base class report it
+                break
+            if duplicate:
+                raise _ManifestYamlError(
+                    f"key {key!r} appears twice in one mapping "
+                    f"(line {key_node.start_mark.line + 1})"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str | bytes, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except _ManifestYamlError as exc:
+        raise ManifestError(f"{source}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{source}: not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ManifestError(f"{source}: nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer literal with too many digits
+        raise ManifestError(f"{source}: unreadable value: {exc}") from exc
+
+
 def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
     lines = []
     for err in exc.errors():
@@ -272,7 +384,9 @@ def _format_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
         if len(shown) > 80:
             shown = shown[:77] + "..."
         msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "missing":
+        if not loc:
+            lines.append(msg)
+        elif err["type"] == "missing":
             lines.append(f"manifest field `{field}` is required")
         elif err["type"] == "extra_forbidden":
             lines.append(f"manifest field `{field}` is not part of format {FORMAT_VERSION}")
@@ -287,10 +401,7 @@ def parse_manifest(text: str | bytes, *, source: str = MANIFEST_NAME) -> Manifes
         raise ManifestError(
             f"{source}: manifest is {len(text)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"
         )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{source}: not valid YAML: {exc}") from exc
+    data = _load_yaml(text, source)
     if not isinstance(data, dict):
         raise ManifestError(f"{source}: must be a YAML mapping, got {type(data).__name__}")
     fmt = data.get("format")
@@ -300,9 +411,13 @@ def parse_manifest(text: str | bytes, *, source: str = MANIFEST_NAME) -> Manifes
             f"(format {FORMAT_VERSION}); upgrade Remora: pip install -U remora-lsp"
         )
     try:
-        return Manifest.model_validate(data)
+        manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         raise ManifestError(f"{source}: {_format_error(exc, data)}") from exc
+    except RecursionError as exc:
+        raise ManifestError(f"{source}: nested too deeply") from exc
+    canonical_manifest_bytes(manifest, source=source)  # refuses NaN and unserialisable values
+    return manifest
 
 
 def load_manifest(pack_dir: Path) -> Manifest:
@@ -319,12 +434,30 @@ def load_manifest(pack_dir: Path) -> Manifest:
     return parse_manifest(text, source=str(path))
 
 
-def canonical_manifest_bytes(manifest: Manifest | Mapping[str, Any]) -> bytes:
-    """The bytes a signature covers: the manifest without ``signature`` as canonical JSON.
+def canonical_manifest_bytes(
+    manifest: Manifest | Mapping[str, Any], *, source: str = MANIFEST_NAME
+) -> bytes:
+    """The bytes a signature covers: the validated manifest without ``signature``, as JSON.
 
-    Canonical JSON here is UTF-8, keys sorted, no insignificant white space, unset optional
-    blocks omitted. Because ``files`` pins every file's sha256, signing this covers the pack.
+    The manifest is first validated (a mapping is validated into a :class:`Manifest`), then
+    dumped with every field that equals its default left out (so a later format-1 release that
+    adds an optional field does not invalidate existing signatures), then written as UTF-8 JSON
+    with keys sorted, ``,``/``:`` separators, no other white space and no NaN/Infinity. Because
+    ``files`` pins every file's sha256 and size, signing these bytes covers the whole pack.
     """
-    data = manifest.to_data() if isinstance(manifest, Manifest) else dict(manifest)
-    data.pop("signature", None)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if not isinstance(manifest, Manifest):
+        try:
+            manifest = Manifest.model_validate(dict(manifest))
+        except ValidationError as exc:
+            raise ManifestError(f"{source}: {_format_error(exc, dict(manifest))}") from exc
+    try:
+        data = manifest.model_dump(mode="json", exclude_defaults=True, exclude={"signature"})
+        text = json.dumps(
+            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (ValueError, TypeError) as exc:
+        raise ManifestError(
+            f"{source}: holds a value that has no canonical JSON form "
+            f"(NaN, Infinity or binary data): {exc}"
+        ) from exc
+    return text.encode("utf-8")
