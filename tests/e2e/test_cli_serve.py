@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -43,11 +44,6 @@ async def test_serve_over_tcp(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     client = LanguageClient("tcp-test", "1")
-    statuses: list[object] = []
-
-    @client.feature("remora/packStatus")
-    def on_status(params: object) -> None:
-        statuses.append(params)
 
     try:
         for _ in range(100):
@@ -67,15 +63,18 @@ async def test_serve_over_tcp(tmp_path: Path) -> None:
             )
         )
         for _ in range(100):
-            listed = await client.protocol.send_request_async("remora/listPacks", None)
+            listed = await asyncio.wait_for(
+                client.protocol.send_request_async("remora/listPacks", None), 20
+            )
             if listed.packs and listed.packs[0].state == "ready":
                 break
             await asyncio.sleep(0.1)
         assert listed.packs[0].name == "fastapi" and listed.packs[0].state == "ready"
-        assert statuses
-        await client.shutdown_async(None)
+        await asyncio.wait_for(client.shutdown_async(None), 20)
         client.exit(None)
     finally:
-        await client.stop()
+        proc.kill()
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(client.stop(), 5)
         proc.kill()
         proc.wait()
