@@ -1,16 +1,48 @@
 """``textDocument/hover``: what Remora knows about the name under the cursor.
 
-For now: hovering an import shows which pack it triggers and that pack's state. The semantic
-layer extends this with type inference for untyped names.
+For now: hovering anywhere in an import (the module or a name it imports) shows which pack it
+triggers and that pack's state. The semantic layer extends this with type inference.
 """
 
 from __future__ import annotations
 
 from lsprotocol import types
 
+from remora_lsp.core.documents import Document
+from remora_lsp.core.imports import ImportRef
 from remora_lsp.server.app import RemoraServer, guarded
+from remora_lsp.server.session import Session
 
-__all__ = ["register"]
+__all__ = ["import_at", "register"]
+
+# Syntax nodes that hold one import: Python statements, JS/TS declarations and require/import().
+IMPORT_NODES = {
+    "import_statement",
+    "import_from_statement",
+    "future_import_statement",
+    "export_statement",
+    "call_expression",
+    "lexical_declaration",
+    "variable_declaration",
+}
+
+
+def import_at(session: Session, doc: Document, offset: int) -> ImportRef | None:
+    """The import whose statement covers ``offset`` (the module name or an imported name)."""
+    refs = session.imports_of(doc.uri)
+    for ref in refs:
+        if ref.start_byte <= offset <= ref.end_byte:
+            return ref
+    if doc.tree is None or not refs:
+        return None
+    node = doc.tree.root_node.descendant_for_byte_range(offset, offset)
+    while node is not None and node.type != "module" and node.type != "program":
+        if node.type in IMPORT_NODES:
+            inside = [r for r in refs if node.start_byte <= r.start_byte < node.end_byte]
+            if inside:
+                return inside[0]
+        node = node.parent
+    return None
 
 
 def register(ls: RemoraServer) -> None:
@@ -24,20 +56,18 @@ def register(ls: RemoraServer) -> None:
         if doc is None:
             return None
         offset = doc.line_index.offset_at(params.position.line, params.position.character)
-        for ref in session.imports_of(doc.uri):
-            if ref.start_byte <= offset <= ref.end_byte:
-                pack = session.pack_for_import(ref)
-                if pack is None:
-                    text = f"`{ref.module}`: no Remora pack installed for this import."
-                else:
-                    status = pack.to_status()
-                    text = (
-                        f"`{ref.module}` activates the Remora pack **{pack.name}** "
-                        f"{status['version']}: {status['state']}"
-                    )
-                    if status["reason"]:
-                        text += f" ({status['reason']})"
-                return types.Hover(
-                    contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text)
-                )
-        return None
+        ref = import_at(session, doc, offset)
+        if ref is None or ref.builtin:  # the standard library has no pack to talk about
+            return None
+        pack = session.pack_for_import(ref)
+        if pack is None:
+            text = f"`{ref.module}`: no Remora pack installed for this import."
+        else:
+            status = pack.to_status()
+            text = (
+                f"`{ref.module}` activates the Remora pack **{pack.name}** "
+                f"{status['version']}: {status['state']}"
+            )
+            if status["reason"]:
+                text += f" ({status['reason']})"
+        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text))
