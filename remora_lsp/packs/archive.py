@@ -69,6 +69,17 @@ _FILE_MODE = 0o644
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _SKIPPED_SOURCE_NAMES = {"__pycache__"}
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
+# What zipfile and zlib raise on damaged data (RuntimeError: e.g. a password is required).
+_CORRUPT = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    struct.error,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    OverflowError,
+)
 
 
 @dataclass(frozen=True)
@@ -369,7 +380,7 @@ def _open_zip(fp: BinaryIO, label: str, limits: Limits) -> zipfile.ZipFile:
     end_record = getattr(zipfile, "_EndRecData", None)
     endrec: Any = None
     if end_record is not None:
-        with suppress(OSError, struct.error):
+        with suppress(OSError, *_CORRUPT):
             endrec = end_record(fp)
         fp.seek(0)
         if not endrec:
@@ -383,10 +394,10 @@ def _open_zip(fp: BinaryIO, label: str, limits: Limits) -> zipfile.ZipFile:
             )
     try:
         return zipfile.ZipFile(fp)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
-        raise ArchiveError(f"{label} is truncated or corrupt: {exc}") from exc
     except NotImplementedError as exc:
         raise ArchiveError(f"{label} uses an unsupported zip feature: {exc}") from exc
+    except (*_CORRUPT, OSError, UnicodeDecodeError) as exc:
+        raise ArchiveError(f"{label} is truncated or corrupt: {exc}") from exc
 
 
 class PackArchive:
@@ -502,8 +513,10 @@ class PackArchive:
         start_dir = int(getattr(self._zip, "start_dir", 0)) or None
         spans: list[tuple[int, int, str]] = []
         for info in infos:
-            self._fp.seek(info.header_offset)
-            header = self._fp.read(_LOCAL_HEADER.size)
+            header = b""
+            if info.header_offset >= 0:
+                self._fp.seek(info.header_offset)
+                header = self._fp.read(_LOCAL_HEADER.size)
             if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
                 raise ArchiveError(
                     f"{self.label} is truncated or corrupt: no local header for "
@@ -610,7 +623,7 @@ class PackArchive:
                             "(compression ratio over the cap: a zip bomb?); refused"
                         )
                     yield chunk
-        except (zipfile.BadZipFile, zlib.error, EOFError, struct.error) as exc:
+        except _CORRUPT as exc:
             raise ArchiveError(f"{self.label}: member {name!r} is corrupt: {exc}") from exc
 
     def _stream_checked(
