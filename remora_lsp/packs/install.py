@@ -390,6 +390,11 @@ class PackListing:
     description: str
     error: str | None
 
+    @property
+    def key(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
     def to_data(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
         return {

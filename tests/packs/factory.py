@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import stat
 import struct
 import zipfile
@@ -28,8 +29,10 @@ from remora_lsp.packs.signing import sign_manifest
 BASE_CONFIG_SHA = "ab" * 32
 
 
-def safetensors_bytes(tensors: Mapping[str, tuple[str, list[int]]] | None = None) -> bytes:
-    """A valid safetensors file with zero-filled tensors (``name -> (dtype, shape)``)."""
+def safetensors_bytes(
+    tensors: Mapping[str, tuple[str, list[int]]] | None = None, *, random: bool = False
+) -> bytes:
+    """A valid safetensors file (``name -> (dtype, shape)``), zero-filled or random."""
     sizes = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U8": 1}
     tensors = tensors or {"lora_A": ("F32", [4, 8]), "lora_B": ("F32", [8, 4])}
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
@@ -42,7 +45,8 @@ def safetensors_bytes(tensors: Mapping[str, tuple[str, list[int]]] | None = None
         offset += n
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw + bytes(offset)
+    body = os.urandom(offset) if random else bytes(offset)
+    return struct.pack("<Q", len(raw)) + raw + body
 
 
 def good_files() -> dict[str, bytes]:
