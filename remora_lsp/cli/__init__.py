@@ -41,15 +41,12 @@ def _root(
 
 
 def _register_commands() -> None:
-    from remora_lsp.cli import demo, serve
+    from remora_lsp.cli.demo import register as register_demo
+    from remora_lsp.cli.packs import register as register_packs
+    from remora_lsp.cli.serve import register as register_serve
 
-    serve.register(app)
-    demo.register(app)
-    try:
-        from remora_lsp.cli import packs
-    except ImportError:  # pragma: no cover - during development of the packs commands
-        return
-    packs.register(app)
+    for register in (register_serve, register_demo, register_packs):
+        register(app)
 
 
 _register_commands()

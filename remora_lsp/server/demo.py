@@ -29,20 +29,23 @@ GRACE_S = 2.0
 def prepare_home(home: Path, pack_sources: Path, console: Console) -> list[str]:
     """Fresh demo home: build, sign and install every pack source; return their names."""
     from remora_lsp.config import merge_config
-    from remora_lsp.packs import archive, install, signing, trust
+    from remora_lsp.packs.archive import build_pack
+    from remora_lsp.packs.install import install_pack
+    from remora_lsp.packs.signing import generate_keypair
+    from remora_lsp.packs.trust import add_trusted_key
 
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
     key = home / "demo-signing.key"
-    signing.generate_keypair(key)
+    generate_keypair(key)
     config, _ = merge_config(environ={"REMORA_HOME": str(home)})
-    trust.add_trusted_key(config.trust_dir, Path(f"{key}.pub"), name="remora-demo")
+    add_trusted_key(config.trust_dir, Path(f"{key}.pub"), name="remora-demo")
     names = []
     for src in sorted(p for p in pack_sources.iterdir() if (p / "manifest.yaml").is_file()):
         out = home / "built" / f"{src.name}.remorapack"
-        archive.build_pack(src, out, sign_key=key)
-        installed = install.install_pack(out, config)
+        build_pack(src, out, sign_key=key)
+        installed = install_pack(out, config)
         console.print(f"  installed [bold]{installed.key}[/] (signed, verified)")
         names.append(installed.name)
     return names

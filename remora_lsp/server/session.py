@@ -64,6 +64,7 @@ class PackState:
     reason: str | None = None
     triggered_by: tuple[str, ...] = ()
     loaded: VerifiedPack | None = None
+    load_note: str | None = None  # what the layers said while loading (e.g. adapter skipped)
     generation: int = 0  # bumps on every load/unload so a late worker result is discarded
 
     @property
@@ -297,6 +298,9 @@ class Session:
             pack.triggered_by = want.triggered_by
             if want.active and pack.state in {"inactive"}:
                 self._load(pack)
+            elif want.active and pack.state == "ready":
+                why = None if want.reason == "imported" else want.reason
+                pack.reason = "; ".join(x for x in (why, pack.load_note) if x) or None
             elif not want.active and pack.state in {"loading", "ready", "error"}:
                 # An error stays visible while the pack is wanted; it is retried when wanted again.
                 self._unload(pack, want.reason)
@@ -346,6 +350,7 @@ class Session:
                         listener.pack_unloaded(pack.name)
                 return
             pack.state, pack.reason, pack.loaded = outcome
+            pack.load_note = pack.reason if pack.state == "ready" else None
             if pack.state == "error":
                 log.error("pack %s: %s", pack.installed.key, pack.reason)
             else:
