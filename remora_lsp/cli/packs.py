@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -70,7 +69,7 @@ def _command(fn: Callable[P, R]) -> Callable[P, R]:
             raise _fail(f"{exc.strerror or exc}{where}") from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
-        except (typer.Exit, typer.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.BadParameter):
             raise
         except Exception as exc:  # a bug: still one line, with the exception type to report
             raise _fail(f"internal error ({type(exc).__name__}): {exc}") from None

@@ -128,11 +128,23 @@ SILENT_PROGRESS: Progress = _SILENT
 # Building
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Never writes anchors/aliases: the manifest reader refuses them."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def manifest_yaml(manifest: Manifest) -> bytes:
     """The ``manifest.yaml`` text written into archives: schema field order, defaults left out."""
     data = manifest.model_dump(mode="json", exclude_defaults=True)
-    text = yaml.safe_dump(
-        data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+    text = yaml.dump(
+        data,
+        Dumper=_PlainDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
     )
     return text.encode("utf-8")
 
@@ -292,7 +304,7 @@ def _built_manifest(src: Path, files: list[tuple[str, Path]], progress: Progress
     data["files"] = {rel: e.model_dump() for rel, e in entries.items()}
     if not data.get("templates"):
         data["templates"] = _default_templates(files)
-    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    text = yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
     return parse_manifest(text.encode("utf-8"), source=str(src / MANIFEST_NAME))
 
 
