@@ -236,11 +236,6 @@ def test_hover_round_trip_on_import(session: tuple[dict[str, Any], Path, str]) -
     assert "fastapi" in json.dumps(hover["result"]), why
 
 
-@pytest.mark.xfail(
-    reason="the server's hover covers the module name of an import, not yet the imported "
-    "names (`FastAPI` in `from fastapi import FastAPI` answers null)",
-    strict=False,
-)
 def test_hover_round_trip_on_imported_name(session: tuple[dict[str, Any], Path, str]) -> None:
     report, _, why = session
     hover = report["hover"].get("name")
