@@ -20,12 +20,17 @@ def register(app: typer.Typer) -> None:
             "--log-level",
             help="DEBUG, INFO, WARNING or ERROR (default: REMORA_LOG_LEVEL or INFO).",
         ),
+        stdio: bool = typer.Option(
+            False, "--stdio", help="Use stdio (the default; accepted because clients pass it)."
+        ),
         log_file: str = typer.Option(
             "", "--log-file", help="Write the log to this file instead of stderr (REMORA_LOG_FILE)."
         ),
     ) -> None:
         """Run the Remora language server (stdio unless --tcp is given)."""
         host, port = "", 0
+        if tcp and stdio:
+            raise typer.BadParameter("choose one of --stdio and --tcp", param_hint="--tcp")
         if tcp:
             host, sep, port_text = tcp.rpartition(":")
             if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:

@@ -26,6 +26,9 @@ def test_help_and_version() -> None:
     assert out.stdout.strip() == f"remora {__version__}"
     bad = subprocess.run([*REMORA, "serve", "--tcp", "nonsense"], capture_output=True, text=True)
     assert bad.returncode != 0 and "HOST:PORT" in bad.stderr
+    both = [*REMORA, "serve", "--stdio", "--tcp", "127.0.0.1:1"]
+    bad = subprocess.run(both, capture_output=True, text=True)
+    assert bad.returncode != 0 and "--stdio" in bad.stderr
 
 
 def free_port() -> int:
