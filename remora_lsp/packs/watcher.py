@@ -2,8 +2,9 @@
 
 A thin wrapper over ``watchdog``: events arrive on watchdog's thread and are handed to the
 callback, which must be thread-safe (the server passes ``loop.call_soon_threadsafe``). Bursts are
-not coalesced here; the receiver debounces. Events inside the install staging area are ignored,
-so a half-extracted pack never causes a rescan of its own.
+not coalesced here; the receiver debounces. Events under hidden folders (the install staging area
+``.tmp``, lock files in ``.locks``) are ignored, so a half-extracted pack never causes a rescan of
+its own; a rename out of them (the atomic install) does.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-
-from remora_lsp.packs.store import STAGING_DIR
 
 __all__ = ["StoreWatcher"]
 
@@ -34,17 +33,24 @@ class StoreWatcher:
         from watchdog.observers import Observer
 
         callback = self._on_change
+        roots = [str(f) for f in self._folders]
+
+        def hidden(path: str) -> bool:
+            # Staging (.tmp), lock files (.locks) and temporary markers never count as changes.
+            for root in roots:
+                if path == root or path.startswith(root + "/"):
+                    return any(part.startswith(".") for part in path[len(root) :].split("/"))
+            return False
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
-                path = str(event.src_path)
-                if f"/{STAGING_DIR}/" in path or path.endswith(f"/{STAGING_DIR}"):
-                    dest = str(getattr(event, "dest_path", "") or "")
-                    if not dest or f"/{STAGING_DIR}/" in dest:
-                        return
                 if event.event_type in {"opened", "closed_no_write"}:
                     return
-                log.debug("store change: %s %s", event.event_type, path)
+                path = str(event.src_path)
+                dest = str(getattr(event, "dest_path", "") or "")
+                if hidden(path) and (not dest or hidden(dest)):
+                    return
+                log.debug("store change: %s %s", event.event_type, dest or path)
                 try:
                     callback()
                 except Exception:  # the callback must never kill the observer thread
