@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -246,7 +246,7 @@ class Engine(Protocol):
 
     def stream(
         self, request: GenerationRequest, cancel: CancelToken | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yield text deltas as they are generated; closing the iterator aborts the request."""
         ...
 

@@ -8,7 +8,7 @@ tests that run it for real; this exists only so logic tests take milliseconds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 from remora_lsp.inference.engine import (
@@ -111,7 +111,7 @@ class FakeEngine:
 
     async def stream(
         self, request: GenerationRequest, cancel: CancelToken | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         self._check()
         if request.adapter is not None:
             if self.slots.tier(request.adapter) is None:
