@@ -399,20 +399,50 @@ def trust_remove(
 @_command
 def install_command(
     source: Annotated[
-        Path, typer.Argument(metavar="FILE|DIR", help="A .remorapack, or a pack folder.")
+        str,
+        typer.Argument(
+            metavar="FILE|DIR|pack:NAME[@RANGE]",
+            help="A .remorapack, a pack folder, or pack:NAME[@RANGE] from a registry "
+            "(ranges: ^1.2, ~1.2.3, >=1.0,<2, 1.2.3).",
+        ),
     ],
     allow_unsigned: Annotated[
         bool,
         typer.Option("--allow-unsigned", help="Install a pack with no signature (development)."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            metavar="URL",
+            help="Registry for pack:NAME (default: REMORA_REGISTRY, then config.yaml).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="TOKEN",
+            help="Registry read token (default: REMORA_REGISTRY_TOKEN or config.yaml).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Verify and install a pack into the store (REMORA_HOME/packs)."""
+    """Verify and install a pack into the store (REMORA_HOME/packs), from a file, a folder
+    or a registry."""
     from remora_lsp.packs.install import install_pack_result
 
-    config = _config()
-    with _progress() as progress:
-        result = install_pack_result(source, config, allow_unsigned, progress=progress)
+    origin = ""
+    if source.startswith("pack:"):
+        from remora_lsp.cli.registry import install_from_registry
+
+        result, where = install_from_registry(source, registry, token, allow_unsigned)
+        origin = f" from {where}"
+    else:
+        config = _config()
+        with _progress() as progress:
+            result = install_pack_result(Path(source), config, allow_unsigned, progress=progress)
     signer = result.signed_by
     if as_json:
         _print_json(
@@ -427,7 +457,7 @@ def install_command(
     label = f"signed by {signer!r}" if signer else "UNSIGNED"
     verb = {"installed": "installed", "replaced": "reinstalled", "unchanged": "already installed"}
     _stdout().print(
-        Text(f"{verb[result.action]} {result.pack.key} ({label}) in {result.pack.path}")
+        Text(f"{verb[result.action]} {result.pack.key}{origin} ({label}) in {result.pack.path}")
     )
 
 
