@@ -327,7 +327,9 @@ class RegistryClient:
                         progress.advance(-have)
                         have = 0
                     with dest.open("wb" if restart else "ab") as fh:
-                        for chunk in response.iter_bytes(_CHUNK):
+                        for (
+                            chunk
+                        ) in response.iter_bytes():  # no re-chunking: keep every byte on a cut
                             fh.write(chunk)
                             have += len(chunk)
                             progress.advance(len(chunk))
