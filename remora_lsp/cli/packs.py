@@ -440,6 +440,8 @@ def install_command(
         result, where = install_from_registry(source, registry, token, allow_unsigned)
         origin = f" from {where}"
     else:
+        if registry or token:
+            raise typer.BadParameter("--registry and --token apply only to pack:NAME[@RANGE]")
         config = _config()
         with _progress() as progress:
             result = install_pack_result(Path(source), config, allow_unsigned, progress=progress)

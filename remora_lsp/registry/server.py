@@ -13,6 +13,7 @@ run time, and ``Request`` is imported inside :func:`create_app` to keep ``remora
 """
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -91,6 +92,15 @@ def create_app(
     async def _registry_error(request: Request, exc: RegistryHTTPError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         response: Response = _error(exc.status, exc.code, str(exc), headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # A storage or programming failure: logged here, one generic line to the client.
+        logging.getLogger("remora.registry").exception(
+            "%s %s failed", request.method, request.url.path
+        )
+        response: Response = _error(500, "internal", f"internal error ({type(exc).__name__})")
         return response
 
     def who(request: Request) -> Principal:

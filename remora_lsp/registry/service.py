@@ -240,6 +240,8 @@ class Registry:
             record = cached[1]
         else:
             record = _read_token(self.storage, f"tokens/{digest}.json")
+            if len(self._token_cache) > 10_000:  # random bad tokens must not grow memory
+                self._token_cache.clear()
             self._token_cache[digest] = (now, record)
         if record is None:
             raise _http(401, "invalid_token", "the token is not valid (revoked or mistyped)")

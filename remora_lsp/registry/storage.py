@@ -270,8 +270,12 @@ class S3Storage:
         return True
 
     def put_file(self, key: str, path: Path, *, create_only: bool = False) -> bool:
-        with path.open("rb") as body:
-            return self._put(key, body, create_only)
+        if create_only:
+            with path.open("rb") as body:
+                return self._put(key, body, create_only)
+        # Large files go up in parts; S3 shows the object only once the upload completes.
+        self._client.upload_file(str(path), self._loc.bucket, self._key(key))
+        return True
 
     def put_bytes(self, key: str, data: bytes, *, create_only: bool = False) -> bool:
         return self._put(key, data, create_only)

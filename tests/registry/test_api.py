@@ -206,3 +206,18 @@ def test_fifty_parallel_downloads_identical(storage, publisher: Publisher) -> No
             results = list(pool.map(lambda _: client.get(link), range(50)))
         assert all(r.status_code == 200 for r in results)
         assert {r.content for r in results} == {want}
+
+
+class BrokenStorage(LocalStorage):
+    def list(self, prefix: str) -> list[str]:
+        raise RuntimeError("disk on fire")
+
+
+def test_storage_failure_is_a_json_500(tmp_path: Path) -> None:
+    with serve_registry(BrokenStorage(tmp_path / "broken")) as url:
+        response = httpx.get(f"{url}/v1/packs")
+    assert response.status_code == 500
+    assert response.json()["error"] == {
+        "code": "internal",
+        "message": "internal error (RuntimeError)",
+    }

@@ -100,3 +100,12 @@ def test_offline_install_is_one_line(cli: Cli, publisher: Publisher, tmp_path: P
     url = f"http://127.0.0.1:{free_port()}"
     err = cli("install", "pack:demo", "--registry", url, code=1, home=home)
     assert "cannot reach the registry" in err and "installed packs keep working" in err
+
+
+def test_registry_options_need_a_pack_spec(cli: Cli, publisher: Publisher) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(
+        cli.app, ["install", str(publisher.pack("1.0.0")), "--registry", "http://127.0.0.1:1"]
+    )
+    assert result.exit_code == 2 and "only to pack:NAME" in result.stderr
