@@ -109,3 +109,25 @@ def test_registry_options_need_a_pack_spec(cli: Cli, publisher: Publisher) -> No
         cli.app, ["install", str(publisher.pack("1.0.0")), "--registry", "http://127.0.0.1:1"]
     )
     assert result.exit_code == 2 and "only to pack:NAME" in result.stderr
+
+
+def test_tokens_never_logged(
+    cli: Cli, registry_url: str, storage_url: str, publisher: Publisher, tmp_path: Path,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:  # fmt: skip
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    created = json.loads(
+        cli("registry", "token", "create", "--storage", storage_url, "--scope", "publish", "--json")
+    )
+    token = created["token"]
+    cli("publish", str(publisher.pack("1.0.0")), "--registry", registry_url, "--token", token)
+    home = make_home(tmp_path / "logged", publisher)
+    out = cli("install", "pack:demo", "--registry", registry_url, "--token", token, home=home)
+    err = cli("install", "pack:nothing", "--registry", registry_url, "--token", token, code=1)
+    assert caplog.records  # the HTTP stack did log at DEBUG
+    assert token not in caplog.text and token not in out and token not in err
+    from remora_lsp.registry.client import RegistryRef
+
+    assert token not in repr(RegistryRef(registry_url, token))
