@@ -237,11 +237,8 @@ def create_app(
             check_namespace(namespace)
         if not principal.authenticated:
             raise RegistryHTTPError(401, "token_required", "publishing needs a publish token")
-        upload, sha256 = await receive_upload(request)
-        try:
-            if name is None or version is None:
-                name, version = await run_in_threadpool(_peek_key, upload)
-            assert name is not None and version is not None
+
+        async def target_namespace(name: str) -> str:
             current = await run_in_threadpool(registry.namespace_of, name)
             if current is not None and namespace is not None and namespace != current:
                 raise RegistryHTTPError(
@@ -249,6 +246,19 @@ def create_app(
                 )
             target = current or namespace or PUBLIC
             registry.require_publish(principal, target)
+            return target
+
+        # Refuse what can be refused before a byte of the body is read.
+        if name is not None:
+            await target_namespace(name)
+        elif principal.token is None or principal.token.scope != "publish":
+            registry.require_publish(principal, namespace or PUBLIC)
+        upload, sha256 = await receive_upload(request)
+        try:
+            if name is None or version is None:
+                name, version = await run_in_threadpool(_peek_key, upload)
+            assert name is not None and version is not None
+            target = await target_namespace(name)
             response: Response = await run_in_threadpool(
                 publish_checked, name, version, target, upload, sha256
             )
