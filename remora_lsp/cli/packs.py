@@ -429,8 +429,7 @@ def install_command(
         ),
     ] = None,
 ) -> None:
-    """Verify and install a pack into the store (REMORA_HOME/packs), from a file, a folder
-    or a registry."""
+    """Verify and install a pack from a file, a folder or a registry (pack:NAME[@RANGE])."""
     from remora_lsp.packs.install import install_pack_result
 
     origin = ""

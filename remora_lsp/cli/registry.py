@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from remora_lsp.cli.packs import _command, _config, _print_json, _progress, _stdout
+from remora_lsp.cli.packs import _command, _config, _print_json, _progress, _stderr, _stdout
 
 if TYPE_CHECKING:
     from remora_lsp.registry.storage import Storage
@@ -230,11 +230,18 @@ def search_command(
 ) -> None:
     """Search the registries for packs."""
     from remora_lsp.registry.client import RegistryClient, resolve_registries
+    from remora_lsp.registry.errors import RegistryUnreachable
 
     found: list[dict[str, Any]] = []
-    for ref in resolve_registries(_config(), registry, token):
+    refs = resolve_registries(_config(), registry, token)
+    for ref in refs:
         with RegistryClient(ref) as client:
-            found += [{**p, "registry": ref.url} for p in client.search(text)]
+            try:
+                found += [{**p, "registry": ref.url} for p in client.search(text)]
+            except RegistryUnreachable as exc:
+                if len(refs) == 1:
+                    raise
+                _stderr().print(Text(f"warning: {exc}", style="yellow"))
     if as_json:
         _print_json(found)
         return
