@@ -4,8 +4,11 @@ Loads the shipped packs' templates (packs/*/templates/*.pym, run in the template
 are this repository's own sources), routes every request of benchmarks/data/routing_requests.jsonl
 and reports, per split, the share with the right template and with the right template *and*
 exactly the expected arguments (the arguments the request states; defaults are not counted).
-A most-frequent-template baseline is measured in the same run. The ``dev`` split was visible
-while the router's rules were written; ``test`` is the held-out figure.
+A most-frequent-template baseline is measured in the same run. Splits: ``dev`` was visible while
+the router's rules were first written; ``test`` (109 requests) was held out for a first
+measurement (template 96.3%, template+arguments 79.8%) and then used for a second round of
+rule fixes, so its current figure is optimistic; ``fresh`` (40 requests) was written after the
+last rule change and measured once — it is the honest held-out figure.
 
     python -B benchmarks/routing_accuracy.py [--quick] [--json OUT] [--show-errors]
 """
@@ -74,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = load_specs()
     router = TemplateRouter(specs)
     rows = load_requests()
-    splits = {"dev": [r for r in rows if r["split"] == "dev"],
-              "test": [r for r in rows if r["split"] == "test"]}
+    splits = {name: [r for r in rows if r["split"] == name] for name in ("dev", "test", "fresh")}
     if opts.quick:
         splits = {k: v[:40] for k, v in splits.items()}
     # The baseline always answers the template most frequent among the dev requests, no arguments.

@@ -25,6 +25,8 @@ from remora_lsp.templates.pym import ParamSpec, TemplateSpec
 __all__ = ["Route", "TemplateRouter", "extract_arguments", "tokenize"]
 
 MIN_SCORE = 0.12
+_QUOTED_RE = re.compile(r"\"([^\"]+)\"|'([^']+)'|`([^`]+)`|“([^”]+)”")
+_MODULE_RE = re.compile(r"\b[a-z_][a-z0-9_]*(?:\.(?!py\b)[a-z_][a-z0-9_]*)+\b")
 
 _STOP = frozenset(
     "a an the to for of with and or in on at by from into as is are be it this that these those "
@@ -39,16 +41,32 @@ _NOT_NOUN = _STOP | frozenset(
     "testing module file code class model models schema schemas settings config configuration "
     "dependency validator validators validation service app application all every each "
     "request response boilerplate skeleton stub pytest testclient entity object data field "
-    "fields resource resources handler handlers operations suite dto new another".split()
+    "fields resource resources handler handlers operations suite dto new another basemodel "
+    "basesettings prefix over across through behind object objects record records instance "
+    "instances entries".split()
 )
 _ANCHORS = frozenset(
     "endpoint endpoints router routes route routing api crud tests test testing schema schemas "
     "model models settings config configuration dependency validator validators validation "
     "resource resources handlers service operations suite class dto entity record".split()
+    + ["basemodel", "basesettings"]
 )
 _STOPPERS = frozenset(
-    "with that which where using from in into including having containing and to so".split()
+    "with that which where using from in into including having containing and to so over "
+    "across through behind".split()
 )
+_VERBISH = _STOP | frozenset(
+    "create read update delete list get post put patch fetch input output request response "
+    "requests responses expose define validate check ensure reject start bootstrap generate "
+    "write test tests testing scaffold dependency depends inject settings config configuration "
+    "record data typed model class schema schemas endpoint endpoints router routes app "
+    "application new service settings environment smoke unit pydantic fastapi http api crud "
+    "rest restful immutable frozen hashable dotenv json payload payloads dto dtos serializer "
+    "serializers".split()
+)
+_FIELD_STOP = frozenset(
+    "a an the and or with prefix field fields of to for validator validators validation".split()
+) | _ANCHORS
 _TYPE_WORDS = {
     "int": "int", "integer": "int", "integers": "int", "number": "int", "str": "str",
     "string": "str", "text": "str", "float": "float", "decimal": "float", "bool": "bool",
@@ -71,7 +89,8 @@ def _stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Lower-case stemmed words and identifier sub-tokens (CamelCase, snake_case), no stopwords."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", text)
+    text = _MODULE_RE.sub(" ", _QUOTED_RE.sub(" ", text))  # names, not words of the request
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2,})", " ", text)
     words = re.findall(r"[A-Za-z][A-Za-z0-9]*", spaced.replace("_", " "))
     return [_stem(w.lower()) for w in words if w.lower() not in _STOP]
 
@@ -133,6 +152,7 @@ class TemplateRouter:
             keywords = [_stem(k.lower()) for k in spec.keywords]
             doc = tokenize(" ".join(spec.intents)) + tokenize(spec.description)
             doc += tokenize(stem) * 2 + keywords * 2
+            doc += [_stem(w) for p in spec.params for cue in p.cues[0] for w in tokenize(cue)]
             self._docs.append(doc)
             self._phrases.append([tokenize(p) for p in spec.intents])
             self._keywords.append(set(keywords))
@@ -193,9 +213,7 @@ def _singular(word: str) -> str:
     return word
 
 
-_QUOTED_RE = re.compile(r"\"([^\"]+)\"|'([^']+)'|`([^`]+)`|“([^”]+)”")
 _CAMEL_RE = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b|\b[A-Z][a-z0-9]{2,}\b")
-_MODULE_RE = re.compile(r"\b[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+\b")
 _PATH_RE = re.compile(r"\b([a-z_][a-z0-9_]*(?:/[a-z_][a-z0-9_]*)*)\.py\b")
 
 
@@ -217,16 +235,17 @@ class _Request:
 def _class_names(req: _Request) -> list[str]:
     """CamelCase or capitalised words that are not the request's first word or a library name."""
     found = []
-    first = req.words[0] if req.words else ""
+    for match in re.finditer(r"\b([A-Z][A-Za-z0-9]*)\s+(?:class|model)\b", req.bare):
+        if match.group(1).lower() not in {"pydantic", "fastapi", "basemodel", "basesettings"}:
+            found.append(match.group(1))
     for quoted in req.quoted:
         if re.fullmatch(r"[A-Z][A-Za-z0-9]*", quoted):
             found.append(quoted)
     for match in _CAMEL_RE.finditer(req.bare):
         word = match.group(0)
-        if word == first and match.start() == req.bare.find(first):
-            continue
-        if word.lower() in {"fastapi", "pydantic", "testclient", "basemodel", "basesettings",
-                            "crud", "rest", "api", "json", "http", "pytest"}:
+        if word.lower() in _VERBISH or _stem(word.lower()) in _VERBISH or word.lower() in {
+            "testclient", "basemodel", "basesettings", "pytest", "apirouter", "fastapi"
+        }:
             continue
         found.append(word)
     return found
@@ -259,6 +278,13 @@ def _noun_phrases(req: _Request) -> list[list[str]]:
             if got:
                 phrases.append(got)
     for i, w in enumerate(lower):
+        if w in {"create", "delete", "update", "fetch", "list", "manage", "expose", "edit"} and (
+            i + 1 < len(words)
+        ):
+            got = grab(i + 1, 1)
+            if got and i + 1 + len(got) == len(words):
+                phrases.append(got)
+    for i, w in enumerate(lower):
         if w in _ANCHORS and i > 0:
             got = grab(i - 1, -1)
             if got:
@@ -267,24 +293,28 @@ def _noun_phrases(req: _Request) -> list[list[str]]:
 
 
 def _fields(req: _Request) -> list[str] | None:
-    match = re.search(
-        r"\b(?:fields?|attributes?|properties|columns?|settings|variables|vars|keys)\s*[:=]?\s+"
+    for pattern in (
+        r"\b(?:fields?\s*:|(?:fields|attributes|properties|columns|variables|vars)\s*[:=]?)\s+"
         r"(?:(?:called|named|of|like)\s+)?(.+)",
-        req.text,
-        re.IGNORECASE,
-    )
-    if match is None:
-        match = re.search(r"\b(?:with|having|containing|holding)\s+(.+)", req.text, re.IGNORECASE)
-        if match is None:
-            return None
+        r"\b(?:with|having|containing|holding|including)\s+(.+)",
+    ):
+        match = re.search(pattern, req.text, re.IGNORECASE)
+        found = _field_list(match.group(1)) if match else None
+        if found:
+            return found
+    snake = [w for w in req.words if "_" in w.strip("_") and w.islower()]
+    return snake if len(snake) >= 2 else None
+
+
+def _field_list(text: str) -> list[str] | None:
     tail = re.split(
-        r"[.;]\s|\s(?:for|in|under|from|using|prefixed|prefix|where|that)\s|$", match.group(1)
+        r"[.;]\s|\s(?:for|in|under|from|using|prefixed|prefix|where|that)\s|$", text
     )[0]
     tail = re.sub(r"\b(?:fields?|attributes?|properties|columns?)\b", " ", tail, flags=re.I)
     items = [i.strip() for i in re.split(r",|\band\b|&|\+", tail) if i.strip()]
     fields: list[str] = []
     for item in items:
-        item = item.strip(" `'\"")
+        item = re.sub(r"^(?:an?|the)\s+", "", item.strip(" `'\""), flags=re.I)
         m = (
             re.fullmatch(r"([A-Za-z_][A-Za-z0-9_ ]*?)\s*(?::|\bas\b|\bof type\b)\s*([A-Za-z_][\w\[\], |.]*)", item)
             or re.fullmatch(r"([A-Za-z_][A-Za-z0-9_ ]*?)\s*\(\s*([A-Za-z_][\w\[\], |.]*)\s*\)", item)
@@ -296,10 +326,12 @@ def _fields(req: _Request) -> list[str] | None:
             parts = item.split()
             if len(parts) == 2 and parts[0].lower() in _TYPE_WORDS and parts[0].lower() != "email":
                 name, kind = parts[1], _TYPE_WORDS[parts[0].lower()]
-            else:
+            elif len(parts) == 1:
                 name, kind = item, ""
+            else:
+                continue
         name = _snake(re.sub(r"^(?:an?|the)\s+", "", name.strip(), flags=re.I))
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in _STOP:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in _FIELD_STOP:
             continue
         fields.append(f"{name}: {kind}" if kind else name)
     return fields or None
@@ -313,11 +345,16 @@ def _module(req: _Request) -> str | None:
     return match.group(0) if match else None
 
 
-def _named(req: _Request) -> str | None:
-    match = re.search(r"\b(?:called|named)\s+[`'\"]?([A-Za-z_][A-Za-z0-9_]*)", req.text)
+def _named(req: _Request, taken: set[str]) -> str | None:
+    match = re.search(
+        r"\b(?:called|named|name it|call it)\s+[`'\"]?([A-Za-z_][A-Za-z0-9_]*)", req.text
+    )
     if match:
         return match.group(1)
-    for word in req.words:
+    for i, word in enumerate(req.words):
+        after = req.words[i + 1].lower() if i + 1 < len(req.words) else ""
+        if after in {"header", "field", "attribute"} or word in taken:
+            continue
         if "_" in word.strip("_") and word.islower():
             return word
     for quoted in req.quoted:
@@ -331,13 +368,16 @@ def _field_name(req: _Request) -> str | None:
     patterns = (
         r"\b(?:the\s+)?([A-Za-z_][A-Za-z0-9_]*)\s+(?:field|header|attribute|value)\b",
         r"\b(?:field|header)\s+[`'\"]?([A-Za-z_][A-Za-z0-9_-]*)",
-        r"\b(?:validates?|checks?|ensures?|validating|checking)\s+(?:that\s+)?(?:the\s+)?"
-        r"([a-z_][a-z0-9_]*)",
+        r"\b(?:validates?|checks?|ensures?|validating|checking|ensuring|validation of|"
+        r"validation for)\s+(?:that\s+)?"
+        r"(?:the\s+)?([a-z_][a-z0-9_]*)",
     )
     for pattern in patterns:
         for match in re.finditer(pattern, text, re.IGNORECASE):
             word = match.group(1)
-            if word.lower() not in _NOT_NOUN and word.lower() not in {"value", "field"}:
+            if not word.islower() or word.endswith(("ed", "ing")):
+                continue
+            if word not in _VERBISH and word not in _FIELD_STOP and word not in {"value", "auth"}:
                 return _snake(word.replace("-", "_"))
     for quoted in req.quoted:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", quoted):
@@ -358,14 +398,15 @@ def _prefix(req: _Request) -> str | None:
 
 def _list(req: _Request) -> list[str] | None:
     match = re.search(
-        r"\b(?:routers?|including|include|mounting|mount|mounts|modules?)\s*[:]?\s+(.+)",
+        r"\b(?:routers?|including|includes|include|mounting|mount|mounts)\s*[:]?\s+(.+)",
         req.bare, re.IGNORECASE,
     )
     if match is None:
         return None
     tail = re.split(r"[.;]\s|\s(?:for|in|under|from|using|called|named)\s|$", match.group(1))[0]
     tail = re.sub(r"\b(?:routers?|modules?|the)\b", " ", tail, flags=re.I)
-    items = [_snake(i) for i in re.split(r",|\band\b|&", tail) if i.strip()]
+    items = [i.strip() for i in re.split(r",|\band\b|&", tail) if i.strip()]
+    items = [_snake(i) for i in items if len(i.split()) == 1]
     items = [i for i in items if re.fullmatch(r"[a-z_][a-z0-9_]*", i) and i not in _STOP]
     return items or None
 
@@ -388,12 +429,13 @@ def extract_arguments(request: str, params: Sequence[ParamSpec]) -> dict[str, An
     phrases = _noun_phrases(req)
     args: dict[str, Any] = {}
     phrase = phrases[0] if phrases else []
-    for param in params:
+    ordered = sorted(params, key=lambda p: p.extract == "name")
+    for param in ordered:
         value: Any = None
         if param.extract == "class":
             if classes:
                 value = classes[0]
-            elif phrase:
+            elif phrase and param.required:
                 # With a separate resource noun, "user profile" is model User, resource profile.
                 words = phrase[:1] if "noun" in hints and len(phrase) > 1 else phrase
                 value = _pascal([_singular(w.lower()) for w in words])
@@ -413,7 +455,7 @@ def extract_arguments(request: str, params: Sequence[ParamSpec]) -> dict[str, An
         elif param.extract == "module":
             value = _module(req)
         elif param.extract == "name":
-            value = _named(req)
+            value = _named(req, {v for v in args.values() if isinstance(v, str)})
         elif param.extract == "field":
             value = _field_name(req)
         elif param.extract == "prefix":
@@ -432,4 +474,4 @@ def extract_arguments(request: str, params: Sequence[ParamSpec]) -> dict[str, An
         if param.type == "identifier" and isinstance(value, str) and not value.isidentifier():
             continue
         args[param.name] = value
-    return args
+    return {p.name: args[p.name] for p in params if p.name in args}
