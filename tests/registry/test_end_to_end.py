@@ -131,3 +131,22 @@ def test_tokens_never_logged(
     from remora_lsp.registry.client import RegistryRef
 
     assert token not in repr(RegistryRef(registry_url, token))
+
+
+def test_private_pack_needs_a_read_token(
+    cli: Cli, registry_url: str, storage_url: str, publisher: Publisher, tmp_path: Path,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:  # fmt: skip
+    cli("publish", str(publisher.pack("1.0.0", name="secret")), "--namespace", "acme",
+        "--registry", registry_url, "--token", PUBLISH_TOKEN)  # fmt: skip
+    home = make_home(tmp_path / "private", publisher)
+    err = cli("install", "pack:secret", "--registry", registry_url, code=1, home=home)
+    assert "401" in err and "--token" in err
+    assert "secret" not in cli("search", "--registry", registry_url, home=home)
+    reader = json.loads(
+        cli("registry", "token", "create", "--storage", storage_url, "-n", "acme", "--json")
+    )["token"]
+    monkeypatch.setenv("REMORA_REGISTRY", registry_url)
+    monkeypatch.setenv("REMORA_REGISTRY_TOKEN", reader)
+    assert "secret" in cli("search", home=home)
+    assert "installed secret@1.0.0" in cli("install", "pack:secret", home=home)
