@@ -37,7 +37,9 @@ def load_specs() -> list[TemplateSpec]:
         folder = pack_dir / "templates"
         if not folder.is_dir():
             continue
-        sources = {f"templates/{p.name}": p.read_text("utf-8") for p in sorted(folder.glob("*.pym"))}
+        sources = {
+            f"templates/{p.name}": p.read_text("utf-8") for p in sorted(folder.glob("*.pym"))
+        }
         loaded, errors = load_pym_sources(sources, pack=pack_dir.name)
         if errors:
             raise SystemExit(f"template load failed: {errors[0]}")
@@ -59,11 +61,20 @@ def evaluate(rows: list[dict], predict) -> dict:
         template_ok += t_ok
         both_ok += a_ok
         if not a_ok:
-            errors.append({"request": row["request"], "expected": [row["template"], row["arguments"]],
-                           "got": [template, args]})
+            errors.append(
+                {
+                    "request": row["request"],
+                    "expected": [row["template"], row["arguments"]],
+                    "got": [template, args],
+                }
+            )
     n = len(rows) or 1
-    return {"n": len(rows), "template_accuracy": template_ok / n,
-            "template_and_arguments_accuracy": both_ok / n, "errors": errors}
+    return {
+        "n": len(rows),
+        "template_accuracy": template_ok / n,
+        "template_and_arguments_accuracy": both_ok / n,
+        "errors": errors,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,18 +109,24 @@ def main(argv: list[str] | None = None) -> int:
     results["router_ms_per_request"] = per_request_ms
     results["seconds"] = time.perf_counter() - started
 
-    print(f"{len(specs)} templates, {results['requests']} requests, "
-          f"{per_request_ms:.2f} ms/request")
+    print(
+        f"{len(specs)} templates, {results['requests']} requests, {per_request_ms:.2f} ms/request"
+    )
     print(f"{'split':6} {'backend':24} {'n':>4} {'template':>9} {'template+args':>14}")
     for split in splits:
         for backend in ("router", "most_frequent_baseline"):
             r = results[split][backend]
-            print(f"{split:6} {backend:24} {r['n']:>4} {r['template_accuracy']:>9.1%} "
-                  f"{r['template_and_arguments_accuracy']:>14.1%}")
+            print(
+                f"{split:6} {backend:24} {r['n']:>4} {r['template_accuracy']:>9.1%} "
+                f"{r['template_and_arguments_accuracy']:>14.1%}"
+            )
     if opts.show_errors:
         for split in splits:
             for err in results[split]["router"]["errors"]:
-                print(f"[{split}] {err['request']!r}\n    expected {err['expected']}\n    got      {err['got']}")
+                print(
+                    f"[{split}] {err['request']!r}\n    expected {err['expected']}"
+                    f"\n    got      {err['got']}"
+                )
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=2), "utf-8")
     return 0

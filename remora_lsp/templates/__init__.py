@@ -15,7 +15,13 @@ from remora_lsp.templates.errors import (
     UntrustedTemplateError,
 )
 from remora_lsp.templates.pym import ParamSpec, TemplateSpec, load_pack_templates, load_pym_sources
-from remora_lsp.templates.render import FillMarker, RenderedFile, RenderResult, render_spec, validate_args
+from remora_lsp.templates.render import (
+    FillMarker,
+    RenderedFile,
+    RenderResult,
+    render_spec,
+    validate_args,
+)
 from remora_lsp.templates.router import Route, TemplateRouter, extract_arguments
 from remora_lsp.templates.sandbox import SandboxLimits
 

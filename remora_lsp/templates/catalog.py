@@ -1,4 +1,4 @@
-"""The catalog of templates from the active packs, and the ``list_templates``/``render_template`` tools.
+"""The catalog of the active packs' templates and the ``list_templates``/``render_template`` tools.
 
 A :class:`TemplateCatalog` is built from verified packs: trusted packs' ``.pym`` files are run
 once in the sandbox and their declarations kept; an untrusted pack contributes nothing and its
@@ -98,8 +98,12 @@ class TemplateCatalog:
         try:
             result = self.render(name, args or {})
         except TemplateNotFoundError as exc:
-            return {"ok": False, "kind": "not_found", "error": str(exc),
-                    "templates": sorted(self._specs)}
+            return {
+                "ok": False,
+                "kind": "not_found",
+                "error": str(exc),
+                "templates": sorted(self._specs),
+            }
         except TemplateError as exc:
             return {"ok": False, "kind": type(exc).__name__, "error": str(exc)}
         return {"ok": True, **result.to_data()}

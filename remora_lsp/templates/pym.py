@@ -1,4 +1,4 @@
-"""Loads ``.pym`` templates: runs a trusted pack's template code in the sandbox, checks what it declared.
+"""Loads ``.pym`` templates: runs a trusted pack's code in the sandbox, checks its declarations.
 
 A ``.pym`` file is Python that defines plain data (see ``docs/templates.md``): ``TEMPLATE``
 (Jinja2 text) with ``OUTPUT`` (a Jinja2 path pattern), or ``FILES`` (path pattern → Jinja2
@@ -40,7 +40,17 @@ __all__ = [
 
 PARAM_TYPES = ("str", "int", "bool", "list[str]", "identifier", "path")
 EXTRACT_HINTS = (
-    "class", "noun", "fields", "quoted", "module", "name", "field", "prefix", "path", "flag", "list"
+    "class",
+    "noun",
+    "fields",
+    "quoted",
+    "module",
+    "name",
+    "field",
+    "prefix",
+    "path",
+    "flag",
+    "list",
 )
 FILL_COMMENT = "# remora: fill"
 _FILL_RE = re.compile(r"\{#-?[ \t]*fill:[ \t]*([A-Za-z_{][^\n#]*?)[ \t]*-?#\}")
@@ -127,7 +137,14 @@ def _param(item: Any, source: str) -> ParamSpec:
     if not isinstance(item, dict):
         raise _fail(source, "each PARAMS entry must be a dict with at least `name`")
     unknown = set(item) - {
-        "name", "type", "description", "required", "default", "extract", "pattern", "cues"
+        "name",
+        "type",
+        "description",
+        "required",
+        "default",
+        "extract",
+        "pattern",
+        "cues",
     }
     if unknown:
         raise _fail(source, f"PARAMS entry has unknown keys {sorted(unknown)}")
@@ -145,7 +162,9 @@ def _param(item: Any, source: str) -> ParamSpec:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise _fail(source, f"param `{name}`: pattern {pattern!r} is not a regex: {exc}") from exc
+            raise _fail(
+                source, f"param `{name}`: pattern {pattern!r} is not a regex: {exc}"
+            ) from exc
     raw_cues = item.get("cues", {})
     if not isinstance(raw_cues, dict) or set(raw_cues) - {"yes", "no"}:
         raise _fail(source, f"param `{name}`: cues must be {{'yes': [...], 'no': [...]}}")
@@ -248,7 +267,9 @@ def load_pym_sources(
             try:
                 specs.append(
                     spec_from_data(
-                        entry.get("data") or {}, name=_template_name(pack, rel), pack=pack,
+                        entry.get("data") or {},
+                        name=_template_name(pack, rel),
+                        pack=pack,
                         source=source,
                     )
                 )

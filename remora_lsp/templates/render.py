@@ -73,7 +73,9 @@ def _is_identifier(value: str) -> bool:
 def _safe_relpath(value: str) -> bool:
     if not value or value.startswith("/") or "\\" in value or len(value) > 255:
         return False
-    return all(part not in ("", ".", "..") and _PATH_PART_RE.match(part) for part in value.split("/"))
+    return all(
+        part not in ("", ".", "..") and _PATH_PART_RE.match(part) for part in value.split("/")
+    )
 
 
 def _coerce(param: ParamSpec, value: Any, template: str) -> Any:
@@ -156,7 +158,9 @@ def find_fills(files: tuple[RenderedFile, ...]) -> tuple[FillMarker, ...]:
             stripped = line.lstrip()
             if stripped.startswith(FILL_COMMENT):
                 name = stripped[len(FILL_COMMENT) :].strip()
-                markers.append(FillMarker(item.path, number, name, line[: len(line) - len(stripped)]))
+                markers.append(
+                    FillMarker(item.path, number, name, line[: len(line) - len(stripped)])
+                )
     return tuple(markers)
 
 
@@ -173,7 +177,9 @@ def render_spec(
     files = []
     seen: set[str] = set()
     for item in answer:
-        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(v, str) for v in item)):
+        if not (
+            isinstance(item, list) and len(item) == 2 and all(isinstance(v, str) for v in item)
+        ):
             raise TemplateSecurityError(f"{spec.name}: the sandbox answered malformed data")
         path = posixpath.normpath(item[0].strip()) if item[0].strip() else ""
         if not _safe_relpath(path) or path != item[0].strip():

@@ -29,49 +29,350 @@ _QUOTED_RE = re.compile(r"\"([^\"]+)\"|'([^']+)'|`([^`]+)`|“([^”]+)”")
 _MODULE_RE = re.compile(r"\b[a-z_][a-z0-9_]*(?:\.(?!py\b)[a-z_][a-z0-9_]*)+\b")
 
 _STOP = frozenset(
-    "a an the to for of with and or in on at by from into as is are be it this that these those "
-    "please i we me us my our you your need want would like can could should let lets let's "
-    "some new add create make write generate scaffold build set up give put get me also just "
-    "which who whose has have having called named using use via so then there here one".split()
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "for",
+        "of",
+        "with",
+        "and",
+        "or",
+        "in",
+        "on",
+        "at",
+        "by",
+        "from",
+        "into",
+        "as",
+        "is",
+        "are",
+        "be",
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "please",
+        "i",
+        "we",
+        "me",
+        "us",
+        "my",
+        "our",
+        "you",
+        "your",
+        "need",
+        "want",
+        "would",
+        "like",
+        "can",
+        "could",
+        "should",
+        "let",
+        "lets",
+        "let's",
+        "some",
+        "new",
+        "add",
+        "create",
+        "make",
+        "write",
+        "generate",
+        "scaffold",
+        "build",
+        "set",
+        "up",
+        "give",
+        "put",
+        "get",
+        "me",
+        "also",
+        "just",
+        "which",
+        "who",
+        "whose",
+        "has",
+        "have",
+        "having",
+        "called",
+        "named",
+        "using",
+        "use",
+        "via",
+        "so",
+        "then",
+        "there",
+        "here",
+        "one",
+    ]
 )
 # Words that never name a resource or a class even when they sit next to an anchor.
 _NOT_NOUN = _STOP | frozenset(
-    "basic simple quick small full complete proper typed standard rest restful http json "
-    "pydantic fastapi python crud api endpoint endpoints router routes route routing tests test "
-    "testing module file code class model models schema schemas settings config configuration "
-    "dependency validator validators validation service app application all every each "
-    "request response boilerplate skeleton stub pytest testclient entity object data field "
-    "fields resource resources handler handlers operations suite dto new another basemodel "
-    "basesettings prefix over across through behind object objects record records instance "
-    "instances entries".split()
+    [
+        "basic",
+        "simple",
+        "quick",
+        "small",
+        "full",
+        "complete",
+        "proper",
+        "typed",
+        "standard",
+        "rest",
+        "restful",
+        "http",
+        "json",
+        "pydantic",
+        "fastapi",
+        "python",
+        "crud",
+        "api",
+        "endpoint",
+        "endpoints",
+        "router",
+        "routes",
+        "route",
+        "routing",
+        "tests",
+        "test",
+        "testing",
+        "module",
+        "file",
+        "code",
+        "class",
+        "model",
+        "models",
+        "schema",
+        "schemas",
+        "settings",
+        "config",
+        "configuration",
+        "dependency",
+        "validator",
+        "validators",
+        "validation",
+        "service",
+        "app",
+        "application",
+        "all",
+        "every",
+        "each",
+        "request",
+        "response",
+        "boilerplate",
+        "skeleton",
+        "stub",
+        "pytest",
+        "testclient",
+        "entity",
+        "object",
+        "data",
+        "field",
+        "fields",
+        "resource",
+        "resources",
+        "handler",
+        "handlers",
+        "operations",
+        "suite",
+        "dto",
+        "new",
+        "another",
+        "basemodel",
+        "basesettings",
+        "prefix",
+        "over",
+        "across",
+        "through",
+        "behind",
+        "object",
+        "objects",
+        "record",
+        "records",
+        "instance",
+        "instances",
+        "entries",
+    ]
 )
 _ANCHORS = frozenset(
-    "endpoint endpoints router routes route routing api crud tests test testing schema schemas "
-    "model models settings config configuration dependency validator validators validation "
-    "resource resources handlers service operations suite class dto entity record".split()
-    + ["basemodel", "basesettings"]
+    [
+        "endpoint",
+        "endpoints",
+        "router",
+        "routes",
+        "route",
+        "routing",
+        "api",
+        "crud",
+        "tests",
+        "test",
+        "testing",
+        "schema",
+        "schemas",
+        "model",
+        "models",
+        "settings",
+        "config",
+        "configuration",
+        "dependency",
+        "validator",
+        "validators",
+        "validation",
+        "resource",
+        "resources",
+        "handlers",
+        "service",
+        "operations",
+        "suite",
+        "class",
+        "dto",
+        "entity",
+        "record",
+        "basemodel",
+        "basesettings",
+    ]
 )
 _STOPPERS = frozenset(
-    "with that which where using from in into including having containing and to so over "
-    "across through behind".split()
+    [
+        "with",
+        "that",
+        "which",
+        "where",
+        "using",
+        "from",
+        "in",
+        "into",
+        "including",
+        "having",
+        "containing",
+        "and",
+        "to",
+        "so",
+        "over",
+        "across",
+        "through",
+        "behind",
+    ]
 )
 _VERBISH = _STOP | frozenset(
-    "create read update delete list get post put patch fetch input output request response "
-    "requests responses expose define validate check ensure reject start bootstrap generate "
-    "write test tests testing scaffold dependency depends inject settings config configuration "
-    "record data typed model class schema schemas endpoint endpoints router routes app "
-    "application new service settings environment smoke unit pydantic fastapi http api crud "
-    "rest restful immutable frozen hashable dotenv json payload payloads dto dtos serializer "
-    "serializers".split()
+    [
+        "create",
+        "read",
+        "update",
+        "delete",
+        "list",
+        "get",
+        "post",
+        "put",
+        "patch",
+        "fetch",
+        "input",
+        "output",
+        "request",
+        "response",
+        "requests",
+        "responses",
+        "expose",
+        "define",
+        "validate",
+        "check",
+        "ensure",
+        "reject",
+        "start",
+        "bootstrap",
+        "generate",
+        "write",
+        "test",
+        "tests",
+        "testing",
+        "scaffold",
+        "dependency",
+        "depends",
+        "inject",
+        "settings",
+        "config",
+        "configuration",
+        "record",
+        "data",
+        "typed",
+        "model",
+        "class",
+        "schema",
+        "schemas",
+        "endpoint",
+        "endpoints",
+        "router",
+        "routes",
+        "app",
+        "application",
+        "new",
+        "service",
+        "settings",
+        "environment",
+        "smoke",
+        "unit",
+        "pydantic",
+        "fastapi",
+        "http",
+        "api",
+        "crud",
+        "rest",
+        "restful",
+        "immutable",
+        "frozen",
+        "hashable",
+        "dotenv",
+        "json",
+        "payload",
+        "payloads",
+        "dto",
+        "dtos",
+        "serializer",
+        "serializers",
+    ]
 )
-_FIELD_STOP = frozenset(
-    "a an the and or with prefix field fields of to for validator validators validation".split()
-) | _ANCHORS
+_FIELD_STOP = (
+    frozenset(
+        [
+            "a",
+            "an",
+            "the",
+            "and",
+            "or",
+            "with",
+            "prefix",
+            "field",
+            "fields",
+            "of",
+            "to",
+            "for",
+            "validator",
+            "validators",
+            "validation",
+        ]
+    )
+    | _ANCHORS
+)
 _TYPE_WORDS = {
-    "int": "int", "integer": "int", "integers": "int", "number": "int", "str": "str",
-    "string": "str", "text": "str", "float": "float", "decimal": "float", "bool": "bool",
-    "boolean": "bool", "flag": "bool", "date": "date", "datetime": "datetime",
-    "timestamp": "datetime", "list": "list[str]", "email": "str",
+    "int": "int",
+    "integer": "int",
+    "integers": "int",
+    "number": "int",
+    "str": "str",
+    "string": "str",
+    "text": "str",
+    "float": "float",
+    "decimal": "float",
+    "bool": "bool",
+    "boolean": "bool",
+    "flag": "bool",
+    "date": "date",
+    "datetime": "datetime",
+    "timestamp": "datetime",
+    "list": "list[str]",
+    "email": "str",
 }
 
 
@@ -184,9 +485,7 @@ class TemplateRouter:
         name, score = ranked[0]
         spec = next(s for s in self.specs if s.name == name)
         arguments = extract_arguments(request, spec.params)
-        missing = tuple(
-            p.name for p in spec.params if p.required and p.name not in arguments
-        )
+        missing = tuple(p.name for p in spec.params if p.required and p.name not in arguments)
         return Route(name, arguments, score, candidates, missing)
 
 
@@ -243,9 +542,12 @@ def _class_names(req: _Request) -> list[str]:
             found.append(quoted)
     for match in _CAMEL_RE.finditer(req.bare):
         word = match.group(0)
-        if word.lower() in _VERBISH or _stem(word.lower()) in _VERBISH or word.lower() in {
-            "testclient", "basemodel", "basesettings", "pytest", "apirouter", "fastapi"
-        }:
+        if (
+            word.lower() in _VERBISH
+            or _stem(word.lower()) in _VERBISH
+            or word.lower()
+            in {"testclient", "basemodel", "basesettings", "pytest", "apirouter", "fastapi"}
+        ):
             continue
         found.append(word)
     return found
@@ -265,7 +567,7 @@ def _noun_phrases(req: _Request) -> list[list[str]]:
             if w in _STOPPERS or w in _ANCHORS or (w in _NOT_NOUN and w not in {"data"}):
                 if out or w not in {"the", "a", "an", "our", "my", "each", "every", "all", "new"}:
                     break
-            elif not re.fullmatch(r"[a-z][a-z0-9_]*", w) or w in _TYPE_WORDS and out:
+            elif not re.fullmatch(r"[a-z][a-z0-9_]*", w) or (w in _TYPE_WORDS and out):
                 break
             else:
                 out.append(words[i])
@@ -307,18 +609,16 @@ def _fields(req: _Request) -> list[str] | None:
 
 
 def _field_list(text: str) -> list[str] | None:
-    tail = re.split(
-        r"[.;]\s|\s(?:for|in|under|from|using|prefixed|prefix|where|that)\s|$", text
-    )[0]
+    tail = re.split(r"[.;]\s|\s(?:for|in|under|from|using|prefixed|prefix|where|that)\s|$", text)[0]
     tail = re.sub(r"\b(?:fields?|attributes?|properties|columns?)\b", " ", tail, flags=re.I)
     items = [i.strip() for i in re.split(r",|\band\b|&|\+", tail) if i.strip()]
     fields: list[str] = []
     for item in items:
         item = re.sub(r"^(?:an?|the)\s+", "", item.strip(" `'\""), flags=re.I)
-        m = (
-            re.fullmatch(r"([A-Za-z_][A-Za-z0-9_ ]*?)\s*(?::|\bas\b|\bof type\b)\s*([A-Za-z_][\w\[\], |.]*)", item)
-            or re.fullmatch(r"([A-Za-z_][A-Za-z0-9_ ]*?)\s*\(\s*([A-Za-z_][\w\[\], |.]*)\s*\)", item)
-        )
+        m = re.fullmatch(
+            r"([A-Za-z_][A-Za-z0-9_ ]*?)\s*(?::|\bas\b|\bof type\b)\s*([A-Za-z_][\w\[\], |.]*)",
+            item,
+        ) or re.fullmatch(r"([A-Za-z_][A-Za-z0-9_ ]*?)\s*\(\s*([A-Za-z_][\w\[\], |.]*)\s*\)", item)
         if m:
             name, kind = m.group(1), m.group(2).strip()
             kind = _TYPE_WORDS.get(kind.lower(), kind)
@@ -389,7 +689,9 @@ def _prefix(req: _Request) -> str | None:
     for token in [*req.quoted, *req.words]:
         if re.fullmatch(r"[A-Z][A-Z0-9]*_", token):
             return token
-    match = re.search(r"\bprefix(?:ed)?\s+(?:with\s+)?[`'\"]?([A-Za-z][A-Za-z0-9_]*)", req.text, re.I)
+    match = re.search(
+        r"\bprefix(?:ed)?\s+(?:with\s+)?[`'\"]?([A-Za-z][A-Za-z0-9_]*)", req.text, re.I
+    )
     if match:
         value = match.group(1).upper()
         return value if value.endswith("_") else value + "_"
@@ -399,7 +701,8 @@ def _prefix(req: _Request) -> str | None:
 def _list(req: _Request) -> list[str] | None:
     match = re.search(
         r"\b(?:routers?|including|includes|include|mounting|mount|mounts)\s*[:]?\s+(.+)",
-        req.bare, re.IGNORECASE,
+        req.bare,
+        re.IGNORECASE,
     )
     if match is None:
         return None
@@ -448,8 +751,11 @@ def extract_arguments(request: str, params: Sequence[ParamSpec]) -> dict[str, An
             value = _fields(req)
         elif param.extract == "quoted":
             value = req.quoted[0] if req.quoted else None
-            if value is not None and param.extract == "quoted" and _CAMEL_RE.fullmatch(value) and (
-                "class" in hints
+            if (
+                value is not None
+                and param.extract == "quoted"
+                and _CAMEL_RE.fullmatch(value)
+                and ("class" in hints)
             ):
                 value = req.quoted[1] if len(req.quoted) > 1 else None
         elif param.extract == "module":

@@ -51,7 +51,7 @@ class SandboxLimits:
 
 # The child program. It is a constant string run with ``-c``: nothing from the pack is part of
 # it; pack code arrives as data on stdin and is compiled only after the lock-down.
-_CHILD = r'''
+_CHILD = r"""
 import sys, json, io, resource, builtins
 _real_out = sys.stdout
 job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
@@ -221,7 +221,7 @@ try:
                    "error": type(exc).__name__ + ": " + str(exc)[:500]})
 except MemoryError:
     _emit({"ok": False, "kind": "limit", "error": "memory limit reached"})
-'''
+"""
 
 
 def child_command() -> list[str]:
@@ -234,7 +234,7 @@ def _render_paths() -> list[str]:
     import jinja2
     import markupsafe
 
-    paths = {str(Path(m.__file__).resolve().parent.parent) for m in (jinja2, markupsafe)}
+    paths = {str(Path(str(m.__file__)).resolve().parent.parent) for m in (jinja2, markupsafe)}
     return sorted(paths)
 
 

@@ -55,7 +55,11 @@ def test_router_output(shipped_specs: dict[str, TemplateSpec]) -> None:
     assert "from app.models import User" in router.content
     assert '@router.get("/{profile_id}")' in router.content
     assert [m.name for m in result.fills] == [
-        "list_profile", "get_profile", "create_profile", "update_profile", "delete_profile"
+        "list_profile",
+        "get_profile",
+        "create_profile",
+        "update_profile",
+        "delete_profile",
     ]
     marker = result.fills[1]
     assert router.content.splitlines()[marker.line].strip() == "# remora: fill get_profile"
@@ -89,9 +93,13 @@ def test_parameter_validation_names_the_parameter(
 def test_validation_coerces_and_fills_defaults(shipped_specs: dict[str, TemplateSpec]) -> None:
     spec = shipped_specs["pydantic/settings"]
     values = validate_args(spec, {"fields": "a, b: int", "module": "core/config"})
-    assert values == {"name": "Settings", "fields": ["a", "b: int"], "prefix": "APP_",
-                      "module": "core/config"}
-    with pytest.raises(ParameterError, match="`module`.*relative path"):
+    assert values == {
+        "name": "Settings",
+        "fields": ["a", "b: int"],
+        "prefix": "APP_",
+        "module": "core/config",
+    }
+    with pytest.raises(ParameterError, match=r"`module`.*relative path"):
         validate_args(spec, {"module": "../outside"})
 
 
@@ -100,15 +108,22 @@ def test_catalog_tools_are_json(shipped_specs: dict[str, TemplateSpec]) -> None:
     listed = json.loads(json.dumps(catalog.list_templates()))
     assert {t["name"] for t in listed} == set(REPRESENTATIVE)
     router = next(t for t in listed if t["name"] == "fastapi/router")
-    assert {"name": "model", "type": "identifier", "required": True} .items() <= router["params"][1].items()
-    rendered = json.loads(json.dumps(catalog.render_template("router", REPRESENTATIVE["fastapi/router"])))
+    assert {"name": "model", "type": "identifier", "required": True}.items() <= router["params"][
+        1
+    ].items()
+    rendered = json.loads(
+        json.dumps(catalog.render_template("router", REPRESENTATIVE["fastapi/router"]))
+    )
     assert rendered["ok"] and rendered["files"][0]["path"] == "app/routers/profile.py"
     missing = catalog.render_template("nope", {})
     assert missing["ok"] is False and "fastapi/router" in missing["templates"]
     bad = catalog.render_template("fastapi/router", {"model": "User"})
-    assert bad == {"ok": False, "kind": "ParameterError",
-                   "error": "fastapi/router: parameter `resource` is required (Singular snake_case "
-                   "resource name, e.g. profile; URLs use its plural.)"}
+    assert bad == {
+        "ok": False,
+        "kind": "ParameterError",
+        "error": "fastapi/router: parameter `resource` is required (Singular snake_case "
+        "resource name, e.g. profile; URLs use its plural.)",
+    }
 
 
 @pytest.mark.parametrize(
@@ -132,12 +147,16 @@ def test_multi_file_template_and_fill_markers() -> None:
     spec = spec_from_data(
         {
             "FILES": {
-                "pkg/{{ name }}.py": "def {{ name }}():\n    {# fill: {{ name }}_body #}\n    ...\n",
+                "pkg/{{ name }}.py": (
+                    "def {{ name }}():\n    {# fill: {{ name }}_body #}\n    ...\n"
+                ),
                 "tests/test_{{ name }}.py": "def test_{{ name }}():\n    assert True\n",
             },
             "PARAMS": [{"name": "name", "type": "identifier"}],
         },
-        name="t/x", pack="t", source="t:x.pym",
+        name="t/x",
+        pack="t",
+        source="t:x.pym",
     )
     result = render_spec(spec, {"name": "run"})
     assert [f.path for f in result.files] == ["pkg/run.py", "tests/test_run.py"]

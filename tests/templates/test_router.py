@@ -16,23 +16,44 @@ REPO = Path(__file__).resolve().parents[2]
 CASES = [
     ("Add user profile endpoint", "fastapi/router", {"resource": "profile", "model": "User"}),
     ("CRUD endpoints for orders", "fastapi/router", {"resource": "order", "model": "Order"}),
-    ("read-only endpoints for Country", "fastapi/router",
-     {"resource": "country", "model": "Country", "crud": False}),
-    ("router for Invoice, models in billing.models", "fastapi/router",
-     {"resource": "invoice", "model": "Invoice", "models_module": "billing.models"}),
-    ("request/response schemas for Order with fields qty: int, note", "fastapi/schemas",
-     {"model": "Order", "fields": ["qty: int", "note"]}),
+    (
+        "read-only endpoints for Country",
+        "fastapi/router",
+        {"resource": "country", "model": "Country", "crud": False},
+    ),
+    (
+        "router for Invoice, models in billing.models",
+        "fastapi/router",
+        {"resource": "invoice", "model": "Invoice", "models_module": "billing.models"},
+    ),
+    (
+        "request/response schemas for Order with fields qty: int, note",
+        "fastapi/schemas",
+        {"model": "Order", "fields": ["qty: int", "note"]},
+    ),
     ("tests for the book endpoints using TestClient", "fastapi/test_router", {"resource": "book"}),
     ('new FastAPI app called "Shop"', "fastapi/app", {"title": "Shop"}),
     ("dependency that reads the x_tenant header", "fastapi/dependency", {"header": "x_tenant"}),
-    ("pydantic model Address with street, zip_code (int)", "pydantic/model",
-     {"model": "Address", "fields": ["street", "zip_code: int"]}),
-    ("a frozen Point model with x: float, y: float", "pydantic/model",
-     {"model": "Point", "fields": ["x: float", "y: float"], "frozen": True}),
-    ("validate the email field of Customer", "pydantic/validator",
-     {"model": "Customer", "field": "email"}),
-    ("settings from environment variables with prefix SHOP_", "pydantic/settings",
-     {"prefix": "SHOP_"}),
+    (
+        "pydantic model Address with street, zip_code (int)",
+        "pydantic/model",
+        {"model": "Address", "fields": ["street", "zip_code: int"]},
+    ),
+    (
+        "a frozen Point model with x: float, y: float",
+        "pydantic/model",
+        {"model": "Point", "fields": ["x: float", "y: float"], "frozen": True},
+    ),
+    (
+        "validate the email field of Customer",
+        "pydantic/validator",
+        {"model": "Customer", "field": "email"},
+    ),
+    (
+        "settings from environment variables with prefix SHOP_",
+        "pydantic/settings",
+        {"prefix": "SHOP_"},
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The process sandbox and the Jinja2 sandbox refuse escapes, file and network access, and stop loops."""
+"""The process and Jinja2 sandboxes refuse escapes, file and network access, and stop loops."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ ESCAPES = [
 @pytest.mark.parametrize("body", ESCAPES)
 def test_known_jinja2_escapes_are_refused(body: str) -> None:
     spec = one_file(body, params=[{"name": "x", "type": "str"}])
-    with pytest.raises(TemplateSecurityError, match="unsafe|sandbox"):
+    with pytest.raises(TemplateSecurityError, match=r"unsafe|sandbox"):
         render_spec(spec, {"x": "a"}, limits=FAST)
 
 
@@ -82,7 +82,7 @@ def test_looping_template_is_stopped_by_the_cpu_limit() -> None:
 def test_output_flood_is_capped() -> None:
     body = "{% for i in range(99999) %}{{ 'x' * 1000 }}{% endfor %}"
     limits = SandboxLimits(cpu_seconds=2, wall_seconds=5, max_output_bytes=1 << 20)
-    with pytest.raises(TemplateLimitError, match="output|memory"):
+    with pytest.raises(TemplateLimitError, match=r"output|memory"):
         render_spec(one_file(body), {}, limits=limits)
 
 

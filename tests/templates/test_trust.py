@@ -24,10 +24,7 @@ def make_pack(root: Path, pym: str, signed_by: str | None) -> VerifiedPack:
 
 def writer(marker: Path) -> str:
     """A .pym that writes a marker file the moment it runs, by any means it has."""
-    return (
-        f"open({str(marker)!r}, 'w').write('ran')\n"
-        "TEMPLATE = 'x = 1\\n'\nOUTPUT = 'x.py'\n"
-    )
+    return f"open({str(marker)!r}, 'w').write('ran')\nTEMPLATE = 'x = 1\\n'\nOUTPUT = 'x.py'\n"
 
 
 def test_untrusted_pack_is_not_executed(tmp_path: Path) -> None:
@@ -58,8 +55,11 @@ def test_trusted_pack_runs_but_only_inside_the_sandbox(tmp_path: Path) -> None:
 
 
 def test_dev_flag_runs_an_unsigned_pack_in_the_sandbox(tmp_path: Path) -> None:
-    pack = make_pack(tmp_path, "TEMPLATE = 'x = {{ n }}\\n'\nOUTPUT = 'x.py'\n"
-                     "PARAMS = [{'name': 'n', 'type': 'int'}]\n", signed_by=None)
+    pack = make_pack(
+        tmp_path,
+        "TEMPLATE = 'x = {{ n }}\\n'\nOUTPUT = 'x.py'\nPARAMS = [{'name': 'n', 'type': 'int'}]\n",
+        signed_by=None,
+    )
     catalog = TemplateCatalog.from_packs([pack], allow_untrusted_templates=True)
     assert catalog.render_template("demo/a", {"n": 3})["files"] == [
         {"path": "x.py", "content": "x = 3\n"}
