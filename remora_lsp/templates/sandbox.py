@@ -36,7 +36,9 @@ from remora_lsp.templates.errors import (
     TemplateSecurityError,
 )
 
-__all__ = ["SandboxLimits", "child_command", "run_job"]
+__all__ = ["MIN_JINJA2", "SandboxLimits", "child_command", "run_job"]
+
+MIN_JINJA2 = (3, 1, 6)
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,19 @@ except (ValueError, OSError):
 
 
 def _audit(event, args):
-    # The allow-lists are literals (constants of this code object), so pack code has no
-    # mutable state to tamper with; replacing __code__ is itself an audited event.
+    # The allow-lists are constants of this code object; the function is unreachable from pack
+    # code (its name is deleted below) and replacing any function's code, defaults or globals
+    # is refused, so pack code cannot swap the hook's logic for its own.
     if event in {"exec", "compile", "object.__getattr__", "builtins.id", "sys._getframe",
-                 "object.__setattr__", "object.__delattr__", "code.__new__"}:
+                 "code.__new__"}:
+        return
+    if event in {"object.__setattr__", "object.__delattr__"}:
+        if args[1] in {"__code__", "__defaults__", "__kwdefaults__", "__closure__",
+                       "__globals__", "__builtins__", "__class__", "__dict__"}:
+            raise _Refused("remora sandbox: changing " + args[1] + " is refused")
         return
     if event == "import":
-        top = str(args[0]).partition(".")[0]
+        top = args[0].partition(".")[0]
         if top in {"re", "string", "textwrap", "keyword", "collections", "itertools",
                    "functools", "math", "enum", "dataclasses", "typing", "json", "jinja2",
                    "markupsafe", "encodings", "_sre", "_json", "_collections",
@@ -121,6 +129,7 @@ def _audit(event, args):
 
 
 sys.addaudithook(_audit)
+del _audit
 del resource
 
 
@@ -233,6 +242,13 @@ def _render_paths() -> list[str]:
     """Folders holding jinja2 and markupsafe, which the child cannot find without ``site``."""
     import jinja2
     import markupsafe
+
+    version = tuple(int(p) for p in jinja2.__version__.split(".")[:3] if p.isdigit())
+    if version < MIN_JINJA2:
+        raise TemplateSecurityError(
+            f"Jinja2 {jinja2.__version__} has known sandbox escapes (CVE-2025-27516); "
+            "templates need Jinja2 >= 3.1.6: pip install -U 'jinja2>=3.1.6'"
+        )
 
     paths = {str(Path(str(m.__file__)).resolve().parent.parent) for m in (jinja2, markupsafe)}
     return sorted(paths)

@@ -129,6 +129,22 @@ def test_pym_dangerous_operations_are_refused(source: str, refused: str) -> None
     assert refused in message
 
 
+def test_pym_cannot_reach_or_rewrite_the_audit_hook() -> None:
+    assert (
+        load_one(
+            "import sys\nassert not hasattr(sys.modules['__main__'], '_audit')\n"
+            "TEMPLATE = ''\nOUTPUT = 'x.py'\n"
+        )
+        == "ok"
+    )
+    source = (
+        "import sys\n"
+        "main = sys.modules['__main__']\n"
+        "main._emit.__code__ = (lambda data: None).__code__\n"
+    )
+    assert "changing __code__ is refused" in load_one(source)
+
+
 def test_pym_sees_no_environment_and_an_empty_cwd() -> None:
     source = (
         "import os\n"
