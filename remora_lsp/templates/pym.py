@@ -103,6 +103,31 @@ class TemplateSpec:
     files: tuple[tuple[str, str], ...]
     fills: tuple[str, ...] = field(default=())
 
+    def parameters_schema(self) -> dict[str, Any]:
+        """The parameters as a JSON Schema object, as tool declarations use."""
+        props: dict[str, Any] = {}
+        for p in self.params:
+            if p.type == "list[str]":
+                prop: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+                if p.pattern:
+                    prop["items"]["pattern"] = p.pattern
+            else:
+                prop = {"type": {"int": "integer", "bool": "boolean"}.get(p.type, "string")}
+                if p.type in ("identifier", "path"):
+                    prop["format"] = p.type
+                if p.pattern:
+                    prop["pattern"] = p.pattern
+            if p.description:
+                prop["description"] = p.description
+            if not p.required:
+                prop["default"] = p.default
+            props[p.name] = prop
+        return {
+            "type": "object",
+            "properties": props,
+            "required": [p.name for p in self.params if p.required],
+        }
+
     def param(self, name: str) -> ParamSpec | None:
         """The parameter with this name, if declared."""
         return next((p for p in self.params if p.name == name), None)
@@ -116,6 +141,7 @@ class TemplateSpec:
             "intents": list(self.intents),
             "keywords": list(self.keywords),
             "params": [p.to_data() for p in self.params],
+            "parameters": self.parameters_schema(),
             "outputs": [path for path, _ in self.files],
             "fills": list(self.fills),
         }
@@ -187,6 +213,74 @@ def _param(item: Any, source: str) -> ParamSpec:
     )
 
 
+_JSON_TYPES = {"string": "str", "integer": "int", "boolean": "bool"}
+_SCHEMA_KEYS = {
+    "type",
+    "description",
+    "default",
+    "pattern",
+    "items",
+    "format",
+    "title",
+    "examples",
+    "x-extract",
+    "x-cues",
+}
+
+
+def _params_from_schema(schema: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """The JSON-Schema form of PARAMS → the internal list of parameter dicts."""
+    if schema.get("type") != "object" or not isinstance(schema.get("properties", {}), dict):
+        raise _fail(source, "PARAMS must be a JSON Schema object: {type: object, properties}")
+    required = schema.get("required", [])
+    if not isinstance(required, list):
+        raise _fail(source, "PARAMS.required must be a list of parameter names")
+    unknown_required = set(required) - set(schema.get("properties", {}))
+    if unknown_required:
+        raise _fail(source, f"PARAMS.required names undeclared {sorted(unknown_required)}")
+    items: list[dict[str, Any]] = []
+    for name, prop in schema.get("properties", {}).items():
+        if not isinstance(prop, dict):
+            raise _fail(source, f"param `{name}` must be a JSON Schema object")
+        unknown = set(prop) - _SCHEMA_KEYS
+        if unknown:
+            raise _fail(source, f"param `{name}` has unsupported schema keys {sorted(unknown)}")
+        kind, fmt = prop.get("type", "string"), prop.get("format")
+        item: dict[str, Any] = {"name": name}
+        if kind == "array":
+            sub = prop.get("items", {})
+            if not isinstance(sub, dict) or sub.get("type", "string") != "string":
+                raise _fail(source, f"param `{name}`: only arrays of strings are supported")
+            item["type"] = "list[str]"
+            if sub.get("pattern"):
+                item["pattern"] = sub["pattern"]
+        elif kind == "string" and fmt in ("identifier", "path"):
+            item["type"] = fmt
+        elif kind in _JSON_TYPES and fmt is None:
+            item["type"] = _JSON_TYPES[kind]
+        else:
+            raise _fail(
+                source,
+                f"param `{name}`: type {kind!r} (format {fmt!r}) is not supported; use string "
+                "(format identifier|path), integer, boolean or array of strings",
+            )
+        if prop.get("pattern") and kind != "array":
+            item["pattern"] = prop["pattern"]
+        for key, target in (
+            ("description", "description"),
+            ("default", "default"),
+            ("x-extract", "extract"),
+            ("x-cues", "cues"),
+        ):
+            if key in prop:
+                item[target] = prop[key]
+        item["required"] = name in required
+        if not item["required"] and "default" not in item:
+            item["default"] = None
+        items.append(item)
+    return items
+
+
 def spec_from_data(data: Mapping[str, Any], *, name: str, pack: str, source: str) -> TemplateSpec:
     """Check what a ``.pym`` defined and build its :class:`TemplateSpec`."""
     files: list[tuple[str, str]] = []
@@ -208,8 +302,10 @@ def spec_from_data(data: Mapping[str, Any], *, name: str, pack: str, source: str
     else:
         raise _fail(source, "defines neither TEMPLATE (+ OUTPUT) nor FILES")
     raw_params = data.get("PARAMS", [])
+    if isinstance(raw_params, dict):
+        raw_params = _params_from_schema(raw_params, source)
     if not isinstance(raw_params, list):
-        raise _fail(source, "PARAMS must be a list of parameter dicts")
+        raise _fail(source, "PARAMS must be a JSON Schema object (or a list of parameter dicts)")
     params = tuple(_param(item, source) for item in raw_params)
     names = [p.name for p in params]
     for dup in {n for n in names if names.count(n) > 1}:

@@ -609,7 +609,7 @@ def _fields(req: _Request) -> list[str] | None:
 
 
 def _field_list(text: str) -> list[str] | None:
-    tail = re.split(r"[.;]\s|\s(?:for|in|under|from|using|prefixed|prefix|where|that)\s|$", text)[0]
+    tail = re.split(r"[.;]\s|\s(?:for|in|under|from|using|prefixed|prefix|where|that|with)\s|$", text)[0]
     tail = re.sub(r"\b(?:fields?|attributes?|properties|columns?)\b", " ", tail, flags=re.I)
     items = [i.strip() for i in re.split(r",|\band\b|&|\+", tail) if i.strip()]
     fields: list[str] = []

@@ -100,7 +100,7 @@ def test_validation_coerces_and_fills_defaults(shipped_specs: dict[str, Template
         "module": "core/config",
     }
     with pytest.raises(ParameterError, match=r"`module`.*relative path"):
-        validate_args(spec, {"module": "../outside"})
+        validate_args(spec, {"fields": ["a"], "module": "../outside"})
 
 
 def test_catalog_tools_are_json(shipped_specs: dict[str, TemplateSpec]) -> None:

@@ -33,7 +33,11 @@ CASES = [
     ),
     ("tests for the book endpoints using TestClient", "fastapi/test_router", {"resource": "book"}),
     ('new FastAPI app called "Shop"', "fastapi/app", {"title": "Shop"}),
-    ("dependency that reads the x_tenant header", "fastapi/dependency", {"header": "x_tenant"}),
+    (
+        "dependency get_tenant that reads the x_tenant header",
+        "fastapi/dependency",
+        {"name": "get_tenant", "header": "x_tenant"},
+    ),
     (
         "pydantic model Address with street, zip_code (int)",
         "pydantic/model",
@@ -50,9 +54,9 @@ CASES = [
         {"model": "Customer", "field": "email"},
     ),
     (
-        "settings from environment variables with prefix SHOP_",
+        "settings from environment variables api_key and timeout: float with prefix SHOP_",
         "pydantic/settings",
-        {"prefix": "SHOP_"},
+        {"fields": ["api_key", "timeout: float"], "prefix": "SHOP_"},
     ),
 ]
 
