@@ -608,8 +608,11 @@ def _fields(req: _Request) -> list[str] | None:
     return snake if len(snake) >= 2 else None
 
 
+_FIELD_LIST_END = r"[.;]\s|\s(?:for|in|under|from|using|prefixed|prefix|where|that|with)\s|$"
+
+
 def _field_list(text: str) -> list[str] | None:
-    tail = re.split(r"[.;]\s|\s(?:for|in|under|from|using|prefixed|prefix|where|that|with)\s|$", text)[0]
+    tail = re.split(_FIELD_LIST_END, text)[0]
     tail = re.sub(r"\b(?:fields?|attributes?|properties|columns?)\b", " ", tail, flags=re.I)
     items = [i.strip() for i in re.split(r",|\band\b|&|\+", tail) if i.strip()]
     fields: list[str] = []
