@@ -121,6 +121,9 @@ def test_pym_cannot_write_files(tmp_path: Path) -> None:
         ("import importlib\n", "importlib"),
         ("import sqlite3\n", "sqlite3"),
         ("import io\nio.open_code('/etc/hostname')\n", "open"),
+        ("import os\nos.kill(os.getppid(), 9)\n", "os.kill"),
+        ("import resource\nresource.setrlimit(resource.RLIMIT_CPU, (-1, -1))\n", "resource"),
+        ("import os\nos.chdir('/')\n", "os.chdir"),
     ],
 )
 def test_pym_dangerous_operations_are_refused(source: str, refused: str) -> None:
