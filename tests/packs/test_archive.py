@@ -181,7 +181,7 @@ def test_fastapi_pack_declares_library_range_and_tools() -> None:
     assert manifest.library is not None
     assert (manifest.library.ecosystem, manifest.library.versions) == ("pypi", ">=0.100,<1")
     assert "fastapi_search" in {t.name for t in manifest.tools}
-    assert len(manifest.templates) == 3
+    assert len(manifest.templates) == 5
 
 
 def test_signatures_survive_a_shutil_repack(tmp_path: Path, home: Home) -> None:

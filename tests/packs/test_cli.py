@@ -63,7 +63,7 @@ def test_round_trip(cli: CliRunner, tmp_path: Path) -> None:
         "pack": "fastapi@0.1.0",
         "signed_by": "team",
         "key_id": keys[0]["key_id"],
-        "files": 3,
+        "files": 5,
     }
     inspect = json.loads(run(cli, "pack", "inspect", "fastapi.remorapack", "--json"))
     assert inspect["manifest"]["triggers"]["python_imports"] == ["fastapi"]
@@ -73,6 +73,8 @@ def test_round_trip(cli: CliRunner, tmp_path: Path) -> None:
         "templates/app.pym",
         "templates/dependency.pym",
         "templates/router.pym",
+        "templates/schemas.pym",
+        "templates/test_router.pym",
     ]
     assert "signed by trusted key 'team'" in run(cli, "pack", "inspect", "fastapi.remorapack")
 
