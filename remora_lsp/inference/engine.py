@@ -258,6 +258,10 @@ class Engine(Protocol):
         """Forget an adapter (no error if unknown)."""
         ...
 
+    def release_adapter(self, name: str) -> None:
+        """The adapter is no longer wanted: keep it loaded, but evict it before any other."""
+        ...
+
     def resident_adapters(self) -> tuple[str, ...]:
         """Adapters occupying an active slot, most recently used first."""
         ...

@@ -48,16 +48,21 @@ class AdapterSlots:
         self._released: set[str] = set()
 
     # -- identity -------------------------------------------------------------------------------
-    def register(self, name: str, path: Path) -> int:
+    def register(self, name: str, path: Path, int_id: int | None = None) -> int:
         """The stable id of adapter ``name`` at ``path`` (the same pair always gets the same id).
 
-        Registering a known name with a new path (a new pack version) gives a new id; the old
-        adapter must be dropped by the caller first.
+        ``int_id`` adopts an id chosen by the caller (an :class:`AdapterRef`'s); without it one
+        is allocated. Registering a known name with a new path (a new pack version) gives a new
+        id; the old adapter must be dropped by the caller first.
         """
         key = (name, Path(path))
         with self._lock:
             self._paths[name] = key[1]
             self._released.discard(name)
+            if int_id is not None:
+                self._ids[key] = int_id
+                self._next_id = max(self._next_id, int_id + 1)
+                return int_id
             found = self._ids.get(key)
             if found is None:
                 found = self._ids[key] = self._next_id

@@ -302,7 +302,7 @@ class VllmEngine:
             old = self._refs.get(ref.name)
             if old is not None and old.path != ref.path:
                 await self._unload_locked(ref.name)
-            int_id = self.slots.register(ref.name, ref.path)
+            int_id = self.slots.register(ref.name, ref.path, ref.int_id)
             try:
                 await self._ensure_zero(ref.path)
                 if self.slots.tier(ref.name) == "disk":
@@ -330,6 +330,9 @@ class VllmEngine:
         if int_id is not None and tier in {"cached", "resident"}:
             with contextlib.suppress(Exception):
                 await self._llm.remove_lora(int_id)
+
+    def release_adapter(self, name: str) -> None:
+        self.slots.release(name)
 
     def resident_adapters(self) -> tuple[str, ...]:
         return self.slots.resident()

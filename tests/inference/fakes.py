@@ -134,12 +134,15 @@ class FakeEngine:
         self._check()
         if not ref.path.exists():
             raise AdapterError(f"adapter {ref.name!r}: {ref.path} does not exist")
-        self.slots.register(ref.name, ref.path)
+        self.slots.register(ref.name, ref.path, ref.int_id)
         self.slots.cache(ref.name)
         self.loaded.append(ref.name)
 
     async def unload_adapter(self, name: str) -> None:
         self.slots.drop(name)
+
+    def release_adapter(self, name: str) -> None:
+        self.slots.release(name)
 
     def resident_adapters(self) -> tuple[str, ...]:
         return self.slots.resident()

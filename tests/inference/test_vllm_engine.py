@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from remora_lsp.inference.engine import CancelToken, Engine, GenerationRequest
-from remora_lsp.inference.errors import AdapterError, EngineDeadError
+from remora_lsp.inference.errors import AdapterError, EngineError
 from tests.inference.conftest import PROMPTS
 from tests.inference.helpers import adapter_ref, matches_reference
 from tests.inference.tiny import TinyModel
@@ -141,15 +141,72 @@ async def test_lru_over_slots_with_stable_ids(vllm, tiny: TinyModel, reference: 
         await vllm.generate(greedy(PROMPTS[0], "delta"))
 
 
-async def test_engine_core_crash_is_reported_as_dead(vllm) -> None:  # type: ignore[no-untyped-def]
+async def test_engine_core_crash_restarts_through_the_service(  # type: ignore[no-untyped-def]
+    vllm, tiny: TinyModel, reference: Reference, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from remora_lsp.inference.config import EngineConfig
+    from remora_lsp.inference.service import GenerativeService
+    from remora_lsp.inference.vllm_engine import VllmEngine
+    from tests.inference.packs import make_pack
+
+    made: list[object] = []
+
+    def factory():  # type: ignore[no-untyped-def]
+        if not made:
+            made.append(vllm)  # the running module engine first
+            return vllm
+        engine = VllmEngine(
+            tiny.path, max_loras=2, max_cpu_loras=3, max_lora_rank=8, max_model_len=1024
+        )
+        made.append(engine)
+        return engine
+
+    home = tmp_path_factory.mktemp("home")
+    config = EngineConfig(remora_home=home, restart_backoff_s=0.1, restart_backoff_max_s=0.5)
+    service = GenerativeService(config, engine_factory=factory, monitor_interval_s=0.1)
+    await service.start()
+    assert await service.wait_ready(30)
+    pack = make_pack(
+        home / "packs", "json", tiny.adapters["alpha"], base_id="tiny-llama", base_sha=tiny.path
+    )
+    assert await asyncio.to_thread(service.pack_loaded, pack) is None
+    assert service.status_fields("json")["adapter"] == "cached"
+
     pids = vllm.core_pids()
     assert pids, "vLLM's engine core runs in a child process"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     for _ in range(100):
-        if vllm.health().state == "dead":
+        if vllm.health().state in {"dead", "stopped"}:
             break
         await asyncio.sleep(0.1)
-    assert vllm.health().state == "dead"
-    with pytest.raises(EngineDeadError):
+    # dead, or already closed by the service that noticed it first
+    assert vllm.health().state in {"dead", "stopped"}
+    with pytest.raises(EngineError):
         await vllm.generate(greedy(PROMPTS[0], None))
+
+    # While the new engine starts, the event loop stays responsive (the server keeps serving).
+    worst = 0.0
+    loop = asyncio.get_running_loop()
+    for _ in range(1200):
+        if (
+            service.state == "ready"
+            and service.ready_engine() is not None
+            and service.ready_engine() is not vllm
+        ):
+            break
+        before = loop.time()
+        await asyncio.sleep(0.05)
+        worst = max(worst, loop.time() - before - 0.05)
+    engine = service.ready_engine()
+    assert engine is not None and engine is not vllm and service.restarts == 1
+    assert worst < 1.0, f"the event loop stalled for {worst:.2f} s during the restart"
+    for _ in range(100):
+        if service.status_fields("json")["adapter"] == "cached":
+            break
+        await asyncio.sleep(0.05)
+    result = await engine.generate(greedy(PROMPTS[0], "json"))
+    assert matches_reference(result.token_ids, reference[(PROMPTS[0], "alpha")])
+    base = await engine.generate(greedy(PROMPTS[0], None))
+    assert matches_reference(base.token_ids, reference[(PROMPTS[0], None)])
+    await service.stop()
