@@ -309,14 +309,16 @@ class FileAnalysis:
                 return None, "assigned"
             if callee in self.returns:
                 return self.label_of_annotation(self.returns[callee]), "call"
+            qualified = self.qualify(callee)
+            known = self.resolver.is_class(qualified) if qualified and "." in qualified else None
+            if known is False:
+                return None, "assigned"
             short = callee.rpartition(".")[2]
-            if not short[:1].isupper() or short.isupper():
+            looks_like_class = short[:1].isupper() and not (short.isupper() and len(short) > 1)
+            if known is None and not looks_like_class:
                 return None, "assigned"  # functions and CONSTANT factories: not a constructor
             label = self.label_of_name(callee)
             if label is None:
-                return None, "assigned"
-            qualified = self.qualify(callee)
-            if qualified and "." in qualified and self.resolver.is_class(qualified) is False:
                 return None, "assigned"
             return label, "constructor"
         return None, "assigned"

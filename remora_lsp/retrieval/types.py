@@ -41,6 +41,7 @@ from remora_lsp.retrieval.index import SearchHit, label_root
 __all__ = [
     "DEFAULT_CALIBRATION",
     "DEFAULT_THRESHOLD",
+    "DEFAULT_VOTE",
     "Calibration",
     "Evidence",
     "TextEdit",
@@ -127,6 +128,7 @@ class VoteConfig:
     prior: float = 0.3
 
 
+DEFAULT_VOTE = VoteConfig()
 FEATURES = ("share", "top", "support", "margin")
 
 
@@ -170,7 +172,7 @@ UsageSearch = Callable[[str, frozenset[str], int], tuple[Sequence[SearchHit], Ma
 
 
 def vote(
-    hits: Sequence[SearchHit], label_counts: Mapping[str, int], config: VoteConfig = VoteConfig()
+    hits: Sequence[SearchHit], label_counts: Mapping[str, int], config: VoteConfig = DEFAULT_VOTE
 ) -> tuple[list[tuple[str, float]], tuple[float, ...]]:
     """(labels ranked with their share of the vote, calibration features of the winner)."""
     scores: dict[str, float] = {}
@@ -256,12 +258,14 @@ def display_form(analysis: FileAnalysis, label: str) -> tuple[str, str | None]:
     for local, qualified in analysis.imports.items():
         if "." in qualified and local != qualified and same(qualified):
             return local, None
-    imported = [label_root(q) for q in analysis.imports.values()]
+    imported = [q.split(".", 1)[0] for q in analysis.imports.values()]
     candidates = [label, *resolver.aliases(label, dict.fromkeys(imported))]
     through: list[str] = []
     for public in candidates:
         for local, qualified in analysis.imports.items():
-            if public.startswith(qualified + ".") and resolver.split(qualified) is None:
+            is_module = public.rpartition(".")[0] == qualified
+            is_module = is_module or resolver.module_file(qualified) is not None
+            if public.startswith(qualified + ".") and is_module:
                 through.append(local + public[len(qualified) :])
     if through:
         return min(through, key=len), None
@@ -297,7 +301,7 @@ def infer_type(
     extra_roots: Iterable[str] = (),
     threshold: float = DEFAULT_THRESHOLD,
     calibration: Calibration | Callable[[str], Calibration] = DEFAULT_CALIBRATION,
-    config: VoteConfig = VoteConfig(),
+    config: VoteConfig = DEFAULT_VOTE,
     analysis: FileAnalysis | None = None,
 ) -> TypeInference | None:
     """The type of the Python name at byte ``offset`` of ``document`` (None when the cursor

@@ -79,3 +79,36 @@ def build_tiny_gemma(folder: Path, *, hidden: int = 64) -> Path:
 @pytest.fixture(scope="session")
 def tiny_gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_gemma(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def fastapi_pack(tmp_path_factory: pytest.TempPathFactory, minilm):  # type: ignore[no-untyped-def]
+    """A real fastapi pack index: usage windows mined from installed fastapi, starlette and two
+    projects that use them; search chunks from two fastapi modules (embedded with MiniLM)."""
+    from remora_lsp.retrieval.build import (
+        SEARCH,
+        USAGES,
+        build_search_index,
+        build_usage_index,
+        collect_pieces,
+        library_family,
+        select_usage_rows,
+    )
+    from tests.retrieval.helpers import package_dir
+
+    folder = tmp_path_factory.mktemp("packs") / "fastapi"
+    emb = folder / "embeddings"
+    usage_sources = [
+        package_dir(n) for n in ("fastapi", "starlette", "mcp", "model_hosting_container_standards")
+    ]
+    pieces = collect_pieces(usage_sources, kinds=frozenset({"usage"}))
+    rows = select_usage_rows(pieces, family=library_family("fastapi"))
+    build_usage_index(rows, emb / USAGES, name="fastapi")
+    code = [
+        package_dir("fastapi") / "applications.py",
+        package_dir("fastapi") / "param_functions.py",
+    ]
+    build_search_index(
+        collect_pieces(code, kinds=frozenset({"code"})), emb / SEARCH, minilm, name="fastapi"
+    )
+    return folder

@@ -91,7 +91,10 @@ CASES: list[tuple[str, str, dict[str, str]]] = [
         """
         from typing import Optional, Annotated
         from fakeframes import DataFrame
-        def f(a: Optional[DataFrame], b: DataFrame | None, c: Annotated[DataFrame, "m"], d: "DataFrame"):
+        def f(
+            a: Optional[DataFrame], b: DataFrame | None,
+            c: Annotated[DataFrame, "m"], d: "DataFrame",
+        ):
             return a, b, c, d
         """,
         {
@@ -173,7 +176,10 @@ def test_real_packages_normalise(resolver: ExportResolver) -> None:
         from fastapi.routing import APIRoute
         from pydantic.main import BaseModel
         import fastapi
-        def f(request: Request, router: APIRouter, route: APIRoute, model: BaseModel, app: fastapi.FastAPI):
+        def f(
+            request: Request, router: APIRouter, route: APIRoute,
+            model: BaseModel, app: fastapi.FastAPI,
+        ):
             return request.url, router.routes, route.path, model.model_dump(), app.state
         """,
         ExportResolver(),
@@ -280,7 +286,10 @@ def test_code_chunks_python_and_typescript() -> None:
         ("function", "pkg.store.helper", 5),
     ]
     assert "Store one key." in pieces[1].embed_text and "Keeps things." in pieces[0].embed_text
-    ts = b"// adds\nexport function add(a: number): number { return a }\nclass K { m() {} }\nconst f = (x) => x\n"
+    ts = (
+        b"// adds\nexport function add(a: number): number { return a }\n"
+        b"class K { m() {} }\nconst f = (x) => x\n"
+    )
     pieces = chunk_source(ts, "src/a.ts", kinds=frozenset({"code"}))
     assert sorted((p.chunk.kind, p.chunk.label) for p in pieces) == [
         ("class", "K"), ("function", "add"), ("function", "f"), ("method", "K.m"),
@@ -288,7 +297,10 @@ def test_code_chunks_python_and_typescript() -> None:
 
 
 def test_doc_sections_markdown_and_rst() -> None:
-    md = "# Guide\nIntro text that is long enough.\n## Install\nRun pip install remora now.\n```\n# not a heading\n```\n"
+    md = (
+        "# Guide\nIntro text that is long enough.\n## Install\nRun pip install remora now.\n"
+        "```\n# not a heading\n```\n"
+    )
     pieces = chunk_docs(md, "docs/guide.md")
     assert [(p.chunk.label, p.chunk.start_line, p.chunk.end_line) for p in pieces] == [
         ("Guide", 0, 1),
