@@ -8,8 +8,8 @@ snippets retrieved from the active packs' indexes. A model with FIM tokens gets
 ``<prefix-token>context+before<suffix-token>after<middle-token>``; any other model gets
 ``context+before`` and continues it. Context is laid out as separate files when the tokenizer
 has a file separator token, else as a comment block. On a blank line the prompt stops before
-the line's white space, so the model writes its own indentation (a prompt ending in spaces
-tokenizes badly).
+the line's white space, so the model writes its own indentation, and after a word a prompt
+never ends in spaces (it would tokenize unlike anything seen in training).
 """
 
 from __future__ import annotations
@@ -176,7 +176,10 @@ def build_prompt(
     """The prompt for the cursor described by ``ctx`` (see the module docstring)."""
     comment = ctx.comment_prefix
     file_separator = file_separator or (fim.file_sep if fim is not None else None)
-    prompt_line = "" if ctx.blank_line else ctx.line_prefix
+    # A prompt ending in white space tokenizes unlike anything seen in training (the space
+    # usually starts the next word's token): end it before the spaces and let the model write
+    # them; the post-filter removes what the user already typed.
+    prompt_line = "" if ctx.blank_line else ctx.line_prefix.rstrip(" \t")
     before_text = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)] + prompt_line
     total = budget.total_tokens
     suffix_lines: list[str] = []

@@ -32,7 +32,7 @@ async def test_single_line_completion_uses_the_adapter_and_newline_stop() -> Non
     )
     request = engine.requests[-1]
     assert request.adapter == "fastapi" and request.stop == ("\n",)
-    assert request.prompt == "import json\nx = "
+    assert request.prompt == "import json\nx ="
 
 
 async def test_typing_through_is_served_from_the_cache() -> None:
@@ -90,7 +90,7 @@ def test_plan_uses_fim_when_the_model_has_it() -> None:
     doc, offset = document("x = █\ny = 2\n")
     plan = plan_completion(doc, offset, engine.identity(), engine.count_tokens)
     assert plan is not None and plan.prompt.mode == "fim"
-    assert plan.prompt.text == "<P>x = <S>\ny = 2\n<M>"
+    assert plan.prompt.text == "<P>x =<S>\ny = 2\n<M>"
 
 
 async def test_against_the_real_transformers_engine(tiny) -> None:  # type: ignore[no-untyped-def]

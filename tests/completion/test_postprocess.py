@@ -29,6 +29,9 @@ PY_CASES = [
     # -- single line: finish the statement, first line only
     ("x = compute(█", "a, b)\ny = 2", "a, b)"),
     ("result = █", "load(path)\nprint(result)", "load(path)"),
+    # the prompt ended before the space; the model wrote it, the user had typed it already
+    ("result = █", " load(path)\n", "load(path)"),
+    ("total = add(a, █", " b)", "b)"),
     # the editor auto-closed the bracket: do not close it twice
     ("print(█)", '"hello")', '"hello"'),
     ("items = [█]", "1, 2, 3]]", "1, 2, 3"),
