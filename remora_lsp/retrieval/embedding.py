@@ -220,6 +220,12 @@ class SentenceTransformerEmbedder:
             raise ModelUnavailableError(
                 "sentence-transformers is not installed: pip install sentence-transformers"
             ) from exc
+        try:  # weight-loading progress bars would land in the editor's server log
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
         try:
             model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         except Exception as exc:
