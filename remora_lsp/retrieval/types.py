@@ -129,14 +129,14 @@ class VoteConfig:
 
 
 DEFAULT_VOTE = VoteConfig()
-FEATURES = ("share", "top", "support", "margin")
+FEATURES = ("share", "top", "support", "margin", "builtin")
 
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
     """``confidence = sigmoid(bias + Σ weight·feature)`` over :data:`FEATURES`."""
 
-    weights: tuple[float, ...] = (4.0, 6.0, 1.0, 2.0)
+    weights: tuple[float, ...] = (4.0, 6.0, 1.0, 2.0, -1.0)
     bias: float = -6.5
     fitted_on: int = 0
 
@@ -188,12 +188,13 @@ def vote(
         support[label] += 1
     total = sum(scores.values())
     if not total:
-        return [], (0.0, 0.0, 0.0, 0.0)
+        return [], (0.0, 0.0, 0.0, 0.0, 0.0)
     ranked = sorted(((label, s / total) for label, s in scores.items()), key=lambda x: -x[1])
     winner, share = ranked[0]
     margin = share - (ranked[1][1] if len(ranked) > 1 else 0.0)
     used = min(config.k, len(hits))
-    features = (share, best[winner], support[winner] / max(used, 1), margin)
+    builtin = 0.0 if "." in winner else 1.0  # builtins are harder to tell apart by usage
+    features = (share, best[winner], support[winner] / max(used, 1), margin, builtin)
     return ranked, features
 
 

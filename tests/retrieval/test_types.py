@@ -128,12 +128,14 @@ def test_low_confidence_is_flagged(usage_search) -> None:  # type: ignore[no-unt
 
 
 def test_calibration_fit_and_round_trip() -> None:
-    good = [((0.9, 0.8, 0.7, 0.8), True)] * 40
-    bad = [((0.4, 0.3, 0.2, 0.05), False)] * 40
-    noisy = [((0.6, 0.5, 0.4, 0.3), i % 2 == 0) for i in range(40)]
+    good = [((0.9, 0.8, 0.7, 0.8, 0.0), True)] * 40
+    bad = [((0.4, 0.3, 0.2, 0.05, 1.0), False)] * 40
+    noisy = [((0.6, 0.5, 0.4, 0.3, 0.0), i % 2 == 0) for i in range(40)]
     cal = fit_calibration(good + bad + noisy)
-    assert cal.confidence((0.9, 0.8, 0.7, 0.8)) > 0.9 > 0.1 > cal.confidence((0.4, 0.3, 0.2, 0.05))
-    assert 0.3 < cal.confidence((0.6, 0.5, 0.4, 0.3)) < 0.7
+    assert cal.confidence((0.9, 0.8, 0.7, 0.8, 0.0)) > 0.9 > 0.1 > cal.confidence(
+        (0.4, 0.3, 0.2, 0.05, 1.0)
+    )
+    assert 0.3 < cal.confidence((0.6, 0.5, 0.4, 0.3, 0.0)) < 0.7
     assert Calibration.from_data(cal.to_data()) == cal
     assert fit_calibration(good[:5]) == Calibration()  # too few samples: the default
 
