@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,21 +52,34 @@ from remora_lsp.retrieval.types import DEFAULT_THRESHOLD
 PACKS: dict[str, dict[str, list[str]]] = {
     "fastapi": {
         "train": [
-            "fastapi", "starlette", "sse_starlette", "prometheus_fastapi_instrumentator",
-            "fastapi_cli", "fastapi_cloud_cli", "model_hosting_container_standards", "mcp",
+            "fastapi",
+            "starlette",
+            "sse_starlette",
+            "prometheus_fastapi_instrumentator",
+            "fastapi_cli",
+            "fastapi_cloud_cli",
+            "model_hosting_container_standards",
+            "mcp",
             "mistral_common",
         ],
         "held_out": ["vllm"],
     },
     "pydantic": {
         "train": [
-            "pydantic", "pydantic_settings", "pydantic_extra_types", "fastapi",
-            "fastapi_cloud_cli", "mcp", "model_hosting_container_standards", "anthropic",
-            "compressed_tensors", "mistral_common",
+            "pydantic",
+            "pydantic_settings",
+            "pydantic_extra_types",
+            "fastapi",
+            "fastapi_cloud_cli",
+            "mcp",
+            "model_hosting_container_standards",
+            "anthropic",
+            "compressed_tensors",
+            "mistral_common",
         ],
         "held_out": ["openai", "vllm", "lmformatenforcer", "xgrammar"],
     },
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -152,13 +165,20 @@ def evaluation_cases(
             if path.suffix != ".py":
                 continue
             source = path.read_bytes()
-            if not any(f"import {lib}".encode() in source or f"from {lib}".encode() in source
-                       for lib in family):  # fmt: skip
+            if not any(
+                f"import {lib}".encode() in source or f"from {lib}".encode() in source
+                for lib in family
+            ):
                 continue
             tree = parser.parse(source)
             module = module_name_for(path, site)
-            analysis = analyse_python(tree, source, module=module, resolver=resolver,
-                                      is_package=path.name == "__init__.py")  # fmt: skip
+            analysis = analyse_python(
+                tree,
+                source,
+                module=module,
+                resolver=resolver,
+                is_package=path.name == "__init__.py",
+            )
             for scope in analysis.scopes():
                 if scope.type != "function_definition":
                     continue
@@ -217,9 +237,9 @@ def summarise(cases: list[Case], baseline: str | None) -> dict[str, Any]:
         "top1": round(len(right) / n, 3),
         "top3": round(sum(c.truth in c.top3 for c in cases) / n, 3),
         "coverage_at_threshold": round(len(above) / n, 3),
-        "precision_at_threshold": round(
-            sum(c.predicted == c.truth for c in above) / len(above), 3
-        ) if above else 0.0,  # fmt: skip
+        "precision_at_threshold": round(sum(c.predicted == c.truth for c in above) / len(above), 3)
+        if above
+        else 0.0,
         "baseline_most_frequent_top1": round(sum(c.truth == baseline for c in cases) / n, 3)
         if baseline
         else 0.0,
@@ -228,7 +248,9 @@ def summarise(cases: list[Case], baseline: str | None) -> dict[str, Any]:
     }
 
 
-def run_pack(pack: str, spec: dict[str, list[str]], args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def run_pack(
+    pack: str, spec: dict[str, list[str]], args: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     verified, names, rows = build_pack(pack, spec["train"], tmp / pack)
     build_s = time.perf_counter() - t0
@@ -298,7 +320,9 @@ def main() -> None:
     weights = [s["n"] for s in lib]
 
     def pooled(key: str) -> float:
-        return round(sum(s[key] * w for s, w in zip(lib, weights, strict=True)) / max(sum(weights), 1), 3)
+        return round(
+            sum(s[key] * w for s, w in zip(lib, weights, strict=True)) / max(sum(weights), 1), 3
+        )
 
     report = {
         "threshold": args.threshold,
@@ -319,13 +343,23 @@ def main() -> None:
 
 
 def print_table(report: dict[str, Any], packs: list[str]) -> None:
-    cols = ["n", "top1", "top3", "coverage_at_threshold", "precision_at_threshold",
-            "baseline_most_frequent_top1", "baseline_jedi_top1", "jedi_answered"]  # fmt: skip
+    cols = [
+        "n",
+        "top1",
+        "top3",
+        "coverage_at_threshold",
+        "precision_at_threshold",
+        "baseline_most_frequent_top1",
+        "baseline_jedi_top1",
+        "jedi_answered",
+    ]
     short = ["n", "top1", "top3", "cover@t", "prec@t", "most-freq", "jedi", "jedi ans."]
-    print(f"threshold {report['threshold']}  (pooled over library types: top1 {report['top1']}, "
-          f"top3 {report['top3']}, precision {report['precision_at_threshold']} at coverage "
-          f"{report['coverage_at_threshold']}; most-frequent baseline "
-          f"{report['baseline_most_frequent_top1']}, jedi {report['baseline_jedi_top1']})")  # fmt: skip
+    print(
+        f"threshold {report['threshold']}  (pooled over library types: top1 {report['top1']}, "
+        f"top3 {report['top3']}, precision {report['precision_at_threshold']} at coverage "
+        f"{report['coverage_at_threshold']}; most-frequent baseline "
+        f"{report['baseline_most_frequent_top1']}, jedi {report['baseline_jedi_top1']})"
+    )
     print(f"{'pack / slice':34s}" + "".join(f"{s:>10s}" for s in short))
     for pack in packs:
         r = report["packs"][pack]
@@ -336,8 +370,10 @@ def print_table(report: dict[str, Any], packs: list[str]) -> None:
             row = f"{pack + ' / ' + slice_name:34s}"
             row += "".join(f"{s.get(c, 0):>10}" for c in cols)
             print(row)
-        print(f"    {pack}: {r['training_rows']} training rows built in {r['build_s']} s; "
-              f"hover p50 {r['hover_p50_ms']} ms; most frequent = {r['baseline_label']}")  # fmt: skip
+        print(
+            f"    {pack}: {r['training_rows']} training rows built in {r['build_s']} s; "
+            f"hover p50 {r['hover_p50_ms']} ms; most frequent = {r['baseline_label']}"
+        )
         for line in r["errors"][:5]:
             print("    miss:", line)
 
