@@ -84,7 +84,7 @@ async def test_pack_tools_from_the_manifest(
         seen.append((query, pack))
         return [{"label": "Depends"}]
 
-    tools = build_tools(catalog, search=search, packs=[fastapi_manifest])  # type: ignore[arg-type]
+    tools = build_tools(catalog, search=search, packs=[fastapi_manifest])
     assert tools.spec("fastapi_search").source == "fastapi"
     result = await tools.call("fastapi_search", {"query": "path parameters"})
     assert result == {"ok": True, "hits": [{"label": "Depends"}]}
