@@ -14,7 +14,7 @@ import inspect
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from lsprotocol import types
@@ -34,7 +34,7 @@ log = logging.getLogger("remora_lsp.server")
 F = TypeVar("F", bound=Callable[..., Any])
 
 MESSAGE_INTERVAL_S = 30.0
-FEATURES = ("documents", "packs", "hover")
+FEATURES = ("documents", "packs", "hover", "semantic")
 
 
 class RemoraServer(LanguageServer):
@@ -53,6 +53,17 @@ class RemoraServer(LanguageServer):
         self.pending_problems: list[str] = problems
         self.session = Session(config, publish_status=self.publish_status, show_message=self.show)
         self._last_message: dict[str, float] = {}
+        # Extension points the feature modules fill in (see remora_lsp.server.features).
+        self.hover_providers: list[Callable[[Any, int], Awaitable[str | None]]] = []
+        self.code_action_providers: list[
+            Callable[[types.CodeActionParams], Awaitable[list[types.CodeAction]]]
+        ] = []
+        self.code_action_resolvers: list[
+            Callable[[types.CodeAction], Awaitable[types.CodeAction | None]]
+        ] = []
+        self.startup_tasks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], None]] = []
+        self.semantic: Any = None
 
     # -- messages to the client -----------------------------------------------------------------
     def publish_status(self, payload: dict[str, Any]) -> None:

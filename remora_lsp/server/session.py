@@ -386,6 +386,10 @@ class Session:
                 except Exception:
                     log.exception("%s failed to unload %s", listener, pack.name)
 
+    def spawn(self, coro: Any) -> None:
+        """Run a background coroutine owned by the session (errors are logged by the caller)."""
+        self._spawn(coro)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)

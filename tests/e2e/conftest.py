@@ -154,6 +154,8 @@ def home(tmp_path: Path) -> Path:
     """A store with four development packs: fastapi, pydantic (Python), react, mui (JS)."""
     folder = tmp_path / "home"
     (folder / "packs").mkdir(parents=True)
+    # The workspace index loads an embedding model; only the semantic tests want it.
+    (folder / "config.yaml").write_text("semantic:\n  workspace_index: false\n")
     write_pack(folder, "fastapi", python=("fastapi",))
     write_pack(folder, "pydantic", python=("pydantic",))
     write_pack(folder, "react", js=("react",))

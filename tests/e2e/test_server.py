@@ -89,7 +89,9 @@ async def test_hover_on_an_import_names_the_pack(editor: Editor) -> None:
     assert "fastapi" in hover.contents.value and "ready" in hover.contents.value
     on_name = await editor.hover(uri, 1, 22)  # `FastAPI` in `from fastapi import FastAPI`
     assert on_name is not None and "fastapi" in on_name.contents.value
-    assert await editor.hover(uri, 3, 0) is None
+    typed = await editor.hover(uri, 3, 0)  # `app = FastAPI()`: the syntax states the type
+    assert typed is not None and "`app: FastAPI` (constructor)" in typed.contents.value
+    assert await editor.hover(uri, 2, 0) is None  # an empty line
     assert await editor.hover(uri, 0, 8) is None  # `import os`: the standard library
     other = editor.open("other.py", "import numpy as np\n")
     assert "no Remora pack" in (await editor.hover(other, 0, 8)).contents.value

@@ -29,7 +29,12 @@ def register(ls: RemoraServer) -> None:
     @guarded(ls, request=False)
     async def on_initialized(ls: RemoraServer, params: types.InitializedParams) -> None:
         ls.session.apply_config(ls.session.config)
+        for problem in ls.pending_problems:
+            ls.show("warning", f"Remora: {problem}")
+        ls.pending_problems.clear()
         await ls.session.start()
+        for task in ls.startup_tasks:
+            ls.session.spawn(task())
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     @guarded(ls, request=False)
@@ -59,4 +64,6 @@ def register(ls: RemoraServer) -> None:
     @ls.feature(types.SHUTDOWN)
     @guarded(ls, request=True)
     def on_shutdown(ls: RemoraServer, params: Any = None) -> None:
+        for hook in ls.shutdown_hooks:
+            hook()
         ls.session.stop()

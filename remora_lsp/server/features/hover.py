@@ -1,7 +1,8 @@
 """``textDocument/hover``: what Remora knows about the name under the cursor.
 
-For now: hovering anywhere in an import (the module or a name it imports) shows which pack it
-triggers and that pack's state. The semantic layer extends this with type inference.
+Hovering anywhere in an import (the module or a name it imports) shows which pack it triggers
+and that pack's state. Anywhere else the registered hover providers are asked in turn (the
+semantic layer's type inference); the first answer wins.
 """
 
 from __future__ import annotations
@@ -50,14 +51,22 @@ def register(ls: RemoraServer) -> None:
 
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
     @guarded(ls, request=True)
-    def on_hover(ls: RemoraServer, params: types.HoverParams) -> types.Hover | None:
+    async def on_hover(ls: RemoraServer, params: types.HoverParams) -> types.Hover | None:
         session = ls.session
         doc = session.document(params.text_document.uri)
         if doc is None:
             return None
         offset = doc.line_index.offset_at(params.position.line, params.position.character)
         ref = import_at(session, doc, offset)
-        if ref is None or ref.builtin:  # the standard library has no pack to talk about
+        if ref is None:
+            for provider in ls.hover_providers:
+                text = await provider(doc, offset)
+                if text:
+                    return types.Hover(
+                        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text)
+                    )
+            return None
+        if ref.builtin:  # the standard library has no pack to talk about
             return None
         pack = session.pack_for_import(ref)
         if pack is None:
