@@ -38,6 +38,7 @@ __all__ = [
     "ToolSpec",
     "build_tools",
     "code_prompt",
+    "search_adapter",
     "system_prompt",
 ]
 
@@ -50,6 +51,40 @@ class SearchFn(Protocol):
     def __call__(
         self, query: str, pack: str | None, kind: str | None, k: int
     ) -> Sequence[Mapping[str, Any]]: ...
+
+
+class _Searchable(Protocol):
+    def search(self, query: str, filters: Any = None, k: int = 10) -> Sequence[Any]: ...
+
+
+def search_adapter(service: _Searchable) -> SearchFn:
+    """A :class:`SearchFn` over a semantic service (``SemanticService.search(query, filters,
+    k)`` returning ``SearchHit`` values): ``pack``/``kind`` become a ``ChunkFilter``, hits dicts."""
+    from remora_lsp.retrieval.index import ChunkFilter
+
+    def search(query: str, pack: str | None, kind: str | None, k: int) -> list[dict[str, Any]]:
+        flt = ChunkFilter(
+            packs=frozenset({pack}) if pack else None,
+            kinds=frozenset({kind}) if kind else None,
+        )
+        hits = service.search(query, None if flt.is_empty() else flt, k)
+        out = []
+        for hit in hits:
+            chunk = hit.chunk
+            out.append(
+                {
+                    "pack": chunk.pack,
+                    "file": chunk.file,
+                    "line": chunk.start_line,
+                    "kind": chunk.kind,
+                    "label": chunk.label,
+                    "text": chunk.text[:1500],
+                    "score": round(float(hit.score), 4),
+                }
+            )
+        return out
+
+    return search
 
 
 class ToolError(Exception):

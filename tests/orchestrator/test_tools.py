@@ -112,3 +112,33 @@ def test_context_injection(catalog: TemplateCatalog, fastapi_manifest: Manifest)
     assert "you can scaffold with fastapi_scaffold" in prompt
     assert "- generate_code:" in prompt and "[not available" in prompt
     assert "No library pack is active." in system_prompt([], tools)
+
+
+def test_search_adapter_over_a_semantic_service() -> None:
+    from remora_lsp.orchestrator.tools import search_adapter
+    from remora_lsp.retrieval.index import Chunk, ChunkFilter, SearchHit
+
+    seen: list[Any] = []
+
+    class Service:
+        def search(self, query: str, filters: Any = None, k: int = 10) -> list[SearchHit]:
+            seen.append((query, filters, k))
+            chunk = Chunk("fastapi/routing.py", 9, 20, "function", "fastapi.APIRouter", "def x")
+            return [SearchHit(chunk, 0.87654, 0)]
+
+    search = search_adapter(Service())
+    [hit] = search("routers", "fastapi", "function", 3)
+    assert hit == {
+        "pack": "",
+        "file": "fastapi/routing.py",
+        "line": 9,
+        "kind": "function",
+        "label": "fastapi.APIRouter",
+        "text": "def x",
+        "score": 0.8765,
+    }
+    assert seen == [
+        ("routers", ChunkFilter(packs=frozenset({"fastapi"}), kinds=frozenset({"function"})), 3)
+    ]
+    search("routers", None, None, 5)
+    assert seen[-1] == ("routers", None, 5)
