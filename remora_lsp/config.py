@@ -17,7 +17,7 @@ field, the value and the rule, which the server shows once to the user.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,6 +76,11 @@ class Config(BaseModel):
     )
     watch_packs: bool = Field(
         default=True, description="Watch the pack store and pick up changes without restart."
+    )
+    generative: bool = Field(
+        default=True,
+        description="Start the code model (completion, scaffold bodies); engine settings are "
+        "read by remora_lsp.inference.config.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Server log verbosity (logs go to stderr)."
@@ -148,12 +153,15 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 def merge_config(
-    *layers: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+    *layers: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None = None,
+    foreign_keys: Collection[str] = (),
 ) -> tuple[Config, list[str]]:
     """Merge setting layers (lowest precedence first), then the environment, into a Config.
 
     Returns the config and a list of human-readable problems; each bad or unknown key is
     dropped so its default applies. ``config.yaml`` under the resulting home is read first.
+    ``foreign_keys`` are keys other layers own (engine, semantic settings): not reported.
     """
     problems: list[str] = []
     env_layer = config_from_env(environ)
@@ -176,7 +184,7 @@ def merge_config(
         for key, value in source.items():
             if key not in _FIELDS:
                 # Other packages (engines, registries) own their own keys in the same file.
-                if source is not file_layer:
+                if source is not file_layer and key not in foreign_keys:
                     problems.append(f"unknown setting `{key}` ignored")
                 continue
             merged[key] = value

@@ -34,7 +34,33 @@ log = logging.getLogger("remora_lsp.server")
 F = TypeVar("F", bound=Callable[..., Any])
 
 MESSAGE_INTERVAL_S = 30.0
-FEATURES = ("documents", "packs", "hover", "semantic")
+FEATURES = ("documents", "packs", "hover", "semantic", "completion")
+# Settings owned by other layers (engine, semantic): not "unknown" to the core config.
+FOREIGN_KEYS = frozenset(
+    {
+        "semantic",
+        "registries",
+        "engine",
+        "model",
+        "model_id",
+        "device",
+        "dtype",
+        "max_loras",
+        "max_cpu_loras",
+        "max_lora_rank",
+        "max_model_len",
+        "kv_cache_gib",
+        "merge_adapter",
+        "threads",
+        "zero_adapter_for_base",
+        "remote_url",
+        "remote_model",
+        "remote_api_key",
+        "remote_timeout_s",
+        "restart_backoff_s",
+        "restart_backoff_max_s",
+    }
+)
 
 
 class RemoraServer(LanguageServer):
@@ -64,6 +90,7 @@ class RemoraServer(LanguageServer):
         self.startup_tasks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.semantic: Any = None
+        self.generative: Any = None
 
     # -- messages to the client -----------------------------------------------------------------
     def publish_status(self, payload: dict[str, Any]) -> None:
@@ -96,7 +123,9 @@ class RemoraServer(LanguageServer):
     # -- configuration --------------------------------------------------------------------------
     def reload_config(self) -> Config:
         """Re-merge settings from every source; show each problem once."""
-        config, problems = merge_config(self.init_options, self.client_settings)
+        config, problems = merge_config(
+            self.init_options, self.client_settings, foreign_keys=FOREIGN_KEYS
+        )
         for problem in problems:
             log.warning("config: %s", problem)
             self.show("warning", f"Remora: {problem}")

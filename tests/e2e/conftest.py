@@ -178,6 +178,7 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
             "REMORA_ALLOW_UNSIGNED": "1",
             "REMORA_DEACTIVATE_GRACE_SECONDS": "0.5",
             "REMORA_DEBOUNCE_MS": "50",
+            "REMORA_GENERATIVE": "0",  # the code model has its own end-to-end tests
             "REMORA_LOG_LEVEL": os.environ.get("REMORA_TEST_LOG_LEVEL", "INFO"),
             "REMORA_LOG_FILE": os.environ.get("REMORA_TEST_LOG_FILE", ""),
         }

@@ -65,3 +65,10 @@ def test_non_mapping_settings(tmp_path: Path) -> None:
     config, problems = merge_config(["x"], environ={"REMORA_HOME": str(tmp_path)})  # type: ignore[list-item]
     assert config.max_active_packs == 8
     assert problems and "must be an object" in problems[0]
+
+
+def test_server_knows_every_engine_setting() -> None:
+    from remora_lsp.inference.config import EngineConfig
+    from remora_lsp.server.app import FOREIGN_KEYS
+
+    assert set(EngineConfig.model_fields) - {"remora_home"} <= FOREIGN_KEYS
