@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -109,17 +110,19 @@ def package_dir(name: str) -> Path | None:
     return origin.parent if origin.name.startswith("__init__.") else None
 
 
-def build_pack(name: str, train: list[str], folder: Path) -> tuple[VerifiedPack, Counter[str], int]:
+def build_pack(
+    name: str, train: list[str], folder: Path
+) -> tuple[VerifiedPack, Counter[str], list[Any]]:
     sources = [p for p in (package_dir(n) for n in train) if p is not None]
     pieces = collect_pieces(sources, kinds=frozenset({"usage"}))
-    rows = select_usage_rows(pieces, family=library_family(name))
+    rows = select_usage_rows(pieces, family=library_family(name), per_builtin=150)
     build_usage_index(rows, folder / "embeddings" / USAGES, name=name)
     (folder / "manifest.yaml").write_text(
         f"format: 1\nname: {name}\nversion: 0.1.0\ntriggers: {{python_imports: [{name}]}}\n"
     )
     manifest = parse_manifest((folder / "manifest.yaml").read_text())
     names = Counter(p.chunk.name for p in rows)
-    return VerifiedPack(folder, manifest, None), names, len(rows)
+    return VerifiedPack(folder, manifest, None), names, rows
 
 
 def strip_function(source: bytes, fn: Any, offset: int) -> tuple[bytes, int]:
@@ -225,6 +228,58 @@ def jedi_type(source: str, offset: int) -> str | None:
     return None
 
 
+def compare_embedders(
+    pack: str, rows: list[Any], triples: list[tuple[Case, str, int]], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Top-1 on the library slice with the same windows, filter and vote but other
+    embedders: the lexical default, MiniLM, and (when cached) the distilled static table."""
+    from remora_lsp.retrieval.chunkers import usage_window
+    from remora_lsp.retrieval.embedding import StaticEmbedder, load_embedder
+    from remora_lsp.retrieval.index import ChunkFilter, VectorIndex
+    from remora_lsp.retrieval.lexical import LexicalEmbedder
+    from remora_lsp.retrieval.types import allowed_roots, vote
+
+    family = library_family(pack)
+    resolver = default_resolver()
+    parser = new_parser("python")
+    queries: list[tuple[str, frozenset[str], str]] = []
+    for case, source, offset in triples:
+        if not case.library:
+            continue
+        data = source.encode()
+        analysis = analyse_python(parser.parse(data), data, resolver=resolver)
+        binding, _node, scope = analysis.binding_at(offset)
+        if binding is None or scope is None:
+            continue
+        window = usage_window(analysis, scope, binding.name, binding=binding)
+        queries.append((window.render(), allowed_roots(analysis, family), case.truth))
+    texts = [p.embed_text for p in rows]
+    models: dict[str, Any] = {"lexical-384 (default)": LexicalEmbedder.fit(texts)}
+    models["minilm"] = load_embedder("default")
+    static = args.cache / "static-256"
+    if static.is_dir():
+        models["static-256"] = StaticEmbedder(static)
+    counts = Counter(p.chunk.label for p in rows)
+    out: dict[str, Any] = {"queries": len(queries)}
+    for name, model in models.items():
+        t = time.perf_counter()
+        vectors = model.embed_documents(texts)
+        index = VectorIndex.build(vectors, [p.chunk for p in rows], model_id=model.model_id)
+        right = 0
+        for text, roots, truth in queries:
+            q = model.embed_queries([text])[0]
+            flt = ChunkFilter(kinds=frozenset({"usage"}), label_roots=roots)
+            hits = index.search(q, 30, rerank=len(index), flt=flt)
+            ranked, _ = vote(hits, counts)
+            right += bool(ranked) and ranked[0][0] == truth
+        out[name] = {
+            "top1": round(right / max(len(queries), 1), 3),
+            "seconds": round(time.perf_counter() - t, 1),
+        }
+        print(f"  {pack}: {name:22s} top1 {out[name]['top1']}", flush=True)
+    return out
+
+
 def summarise(cases: list[Case], baseline: str | None) -> dict[str, Any]:
     n = len(cases)
     if not n:
@@ -252,7 +307,8 @@ def run_pack(
     pack: str, spec: dict[str, list[str]], args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    verified, names, rows = build_pack(pack, spec["train"], tmp / pack)
+    verified, names, train_rows = build_pack(pack, spec["train"], tmp / pack)
+    rows = len(train_rows)
     build_s = time.perf_counter() - t0
     family = library_family(pack)
     service = SemanticService(SemanticSettings(threshold=args.threshold))
@@ -286,6 +342,7 @@ def run_pack(
         store.close(doc.uri)
     library = [c for c in cases if c.library]
     builtins = [c for c in cases if not c.library]
+    compared = compare_embedders(pack, train_rows, triples, args) if args.compare else None
     report = {
         "training_rows": rows,
         "build_s": round(build_s, 1),
@@ -295,6 +352,7 @@ def run_pack(
         "builtins": summarise(builtins, None),
         "hover_p50_ms": round(statistics.median(latencies), 2) if latencies else 0.0,
         "labels": dict(Counter(c.truth for c in library).most_common(12)),
+        "embedders": compared,
         "errors": [
             f"{c.file}:{c.line + 1} {c.name}: {c.truth} -> {c.predicted} ({c.confidence:.2f})"
             for c in library
@@ -310,6 +368,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--packs", nargs="*", default=list(PACKS))
+    parser.add_argument(
+        "--compare", action="store_true", help="also compare embedders on the same windows"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "remora-bench",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -374,6 +440,9 @@ def print_table(report: dict[str, Any], packs: list[str]) -> None:
             f"    {pack}: {r['training_rows']} training rows built in {r['build_s']} s; "
             f"hover p50 {r['hover_p50_ms']} ms; most frequent = {r['baseline_label']}"
         )
+        for name, row in (r.get("embedders") or {}).items():
+            if isinstance(row, dict):
+                print(f"    embedder {name}: top1 {row['top1']} ({row['seconds']} s)")
         for line in r["errors"][:5]:
             print("    miss:", line)
 

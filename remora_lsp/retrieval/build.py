@@ -177,10 +177,12 @@ def select_usage_rows(
     family: frozenset[str] | None,
     resolver: ExportResolver | None = None,
     per_label: int = 300,
+    per_builtin: int | None = None,
     strict_classes: bool = True,
 ) -> list[Piece]:
     """Usage rows worth indexing: types of ``family`` (all when None) and builtins, real
-    classes only when ``strict_classes``, at most ``per_label`` rows per type."""
+    classes only when ``strict_classes``, at most ``per_label`` rows per type
+    (``per_builtin`` per builtin type, default the same)."""
     resolver = resolver or default_resolver()
     by_label: dict[str, list[Piece]] = defaultdict(list)
     for piece in pieces:
@@ -195,7 +197,8 @@ def select_usage_rows(
         by_label[label].append(piece)
     rows: list[Piece] = []
     for label in sorted(by_label):
-        rows.extend(_stable_sample(by_label[label], per_label))
+        cap = per_label if "." in label or per_builtin is None else per_builtin
+        rows.extend(_stable_sample(by_label[label], cap))
     return rows
 
 
@@ -325,6 +328,7 @@ def build_embeddings(
     search_embedder: Embedder | None = None,
     lexical_dims: int = 384,
     per_label: int = 300,
+    per_builtin: int = 150,
     resolver: ExportResolver | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> BuildReport:
@@ -332,7 +336,9 @@ def build_embeddings(
 
     ``sources`` give code and documentation chunks for search and usage windows;
     ``usage_sources`` (e.g. projects that use the library) give usage windows only.
-    With ``library``, usage types are limited to its family and builtins.
+    With ``library``, usage types are limited to its family and builtins. Builtin types get
+    fewer rows (``per_builtin``): they are plentiful, and fewer of them keep a pack small and
+    measured slightly better for library types (docs/semantic.md).
     """
     resolver = resolver or default_resolver()
 
@@ -351,7 +357,9 @@ def build_embeddings(
             progress=step("chunking usages"),
         )  # fmt: skip
     family = library_family(library, resolver) if library else None
-    rows = select_usage_rows(pieces, family=family, resolver=resolver, per_label=per_label)
+    rows = select_usage_rows(
+        pieces, family=family, resolver=resolver, per_label=per_label, per_builtin=per_builtin
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     name = library or ""
     embedder = search_embedder or load_embedder("default")
