@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from tree_sitter import Node
 
@@ -45,6 +46,7 @@ from remora_lsp.orchestrator.router_backend import (
     fill_tag,
 )
 from remora_lsp.orchestrator.tools import SearchFn, build_tools
+from remora_lsp.orchestrator.wiring import TextInsert, wiring_edits
 from remora_lsp.packs.manifest import Manifest
 from remora_lsp.templates.catalog import TemplateCatalog
 from remora_lsp.templates.pym import FILL_COMMENT
@@ -104,7 +106,7 @@ class ScaffoldResult:
     arguments: Mapping[str, Any] = field(default_factory=dict)
     fills: tuple[FillOutcome, ...] = ()
     candidates: tuple[tuple[str, float], ...] = ()
-    edits: tuple[Any, ...] = ()
+    edits: tuple[TextInsert, ...] = ()
 
     @property
     def new_files(self) -> tuple[ScaffoldFile, ...]:
@@ -124,6 +126,7 @@ class ScaffoldResult:
             "problems": list(self.problems),
             "fills": [vars(f) for f in self.fills],
             "candidates": [{"template": n, "score": s} for n, s in self.candidates],
+            "edits": [vars(e) for e in self.edits],
             "trace": [s.to_data() for s in self.trace],
         }
 
@@ -233,6 +236,26 @@ def _render_failure(observations: Iterable[Observation]) -> str | None:
     return None
 
 
+def _relative(uri: str, root: Path) -> str | None:
+    if not uri.startswith("file:"):
+        return None
+    try:
+        path = Path(unquote(urlsplit(uri).path))
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
+def _disk_reader(root: Path) -> Callable[[str], str | None]:
+    def read(rel: str) -> str | None:
+        try:
+            return (root / rel).read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    return read
+
+
 def _exists_check(root: Path, existing: Callable[[str], bool] | None) -> Callable[[str], bool]:
     if existing is not None:
         return existing
@@ -250,6 +273,7 @@ async def scaffold(
     adapter: str | None = None,
     search: SearchFn | None = None,
     existing_files: Callable[[str], bool] | None = None,
+    read_file: Callable[[str], str | None] | None = None,
     packs: Iterable[Manifest] = (),
     decider: Decider | None = None,
     on_step: Callable[[TraceStep], None] | None = None,
@@ -261,8 +285,8 @@ async def scaffold(
     """Scaffold ``request`` in the workspace at ``workspace_root`` (see the module docstring).
 
     ``router`` defaults to a router over ``catalog``; ``existing_files(relpath)`` says whether a
-    file exists (default: look on disk — pass the editor's view when it has unsaved buffers);
-    ``adapter`` is the pack adapter the fills are generated with.
+    file exists and ``read_file(relpath)`` its text (default: the disk — pass the editor's view
+    when it has unsaved buffers); ``adapter`` is the pack adapter the fills are generated with.
     """
     manifests = list(packs)
     router = router if router is not None else TemplateRouter(catalog.specs)
@@ -408,6 +432,19 @@ async def scaffold(
     if not any(not f.exists for f in files):
         ok = False
 
+    edits: list[TextInsert] = []
+    if ok:
+        reader = read_file if read_file is not None else _disk_reader(workspace_root)
+        edits = wiring_edits(
+            [(f.path, f.content) for f in files if not f.exists],
+            reader,
+            current_path=_relative(current_uri, workspace_root),
+        )
+        reasons: dict[str, list[str]] = {}
+        for edit in edits:
+            reasons.setdefault(edit.path, []).append(edit.reason)
+        messages.extend(f"{path}: {' and '.join(why)}" for path, why in reasons.items())
+
     outcomes.reverse()
     kept = [f for f in outcomes if f.status == "kept"]
     filled = [f for f in outcomes if f.status == "filled"]
@@ -431,6 +468,7 @@ async def scaffold(
         arguments=arguments,
         fills=tuple(sorted(outcomes, key=lambda f: (f.path, f.line))),
         candidates=candidates,
+        edits=tuple(edits),
     )
 
 

@@ -13,6 +13,7 @@ from remora_lsp.orchestrator.scaffold import (
     parse_problems,
     scaffold,
 )
+from remora_lsp.orchestrator.wiring import apply_inserts, wiring_edits
 from remora_lsp.packs.manifest import Manifest
 from remora_lsp.templates import SandboxLimits, TemplateCatalog, TemplateRouter, load_pym_sources
 from tests.orchestrator.conftest import SAMPLE, ScriptedEngine
@@ -38,6 +39,7 @@ async def test_without_a_code_model_the_template_is_rendered_with_marked_bodies(
     assert [f.status for f in result.fills] == ["kept"] * 5
     assert result.messages == (
         "fastapi/router: app/routers/profile.py",
+        "app/main.py: import app.routers.profile and register the profile router with app",
         "No code model is configured: 5 bodies keep the template's code under "
         "`# remora: fill` markers.",
     )
@@ -163,3 +165,35 @@ def test_fill_helpers() -> None:
     assert apply_fill("\n".join(lines), 1, ["    return 3"]) == "def f():\n    return 3\n\n\ny = 2"
     assert parse_problems("a.py", "def f(:\n") != []
     assert parse_problems("notes.txt", "((((") == []
+
+
+async def test_the_new_router_is_wired_into_the_app(catalog: TemplateCatalog) -> None:
+    result = await scaffold(REQUEST, URI, SAMPLE, catalog)
+    main = (SAMPLE / "app" / "main.py").read_text()
+    assert [(e.path, e.line, e.text) for e in result.edits] == [
+        ("app/main.py", 5, "from app.routers import profile as profile_router\n"),
+        ("app/main.py", 17, "\napp.include_router(profile_router.router)\n"),
+    ]
+    wired = apply_inserts(main, result.edits)
+    assert parse_problems("app/main.py", wired) == []
+    assert wired.endswith("app.include_router(profile_router.router)\n")
+    assert result.to_data()["edits"][0]["path"] == "app/main.py"
+
+
+def test_wiring_rules() -> None:
+    router_file = [("app/routers/item.py", "router = APIRouter()\n")]
+    app = "from fastapi import FastAPI\n\napi = FastAPI()\n"
+    files = {"main.py": app}
+    edits = wiring_edits(router_file, files.get)
+    assert apply_inserts(app, edits) == (
+        "from fastapi import FastAPI\n"
+        "from app.routers import item as item_router\n\napi = FastAPI()\n"
+        "\napi.include_router(item_router.router)\n"
+    )
+    assert wiring_edits(router_file, {"main.py": apply_inserts(app, edits)}.get) == []
+    assert wiring_edits(router_file, {"main.py": "x = 1\n"}.get) == []
+    assert wiring_edits([("app/models.py", "class A: ...\n")], files.get) == []
+    current = wiring_edits(
+        router_file, {"svc/app.py": app, "main.py": app}.get, current_path="svc/app.py"
+    )
+    assert {e.path for e in current} == {"svc/app.py"}
