@@ -16,6 +16,7 @@ model, a timeout — is a value in :class:`ScaffoldResult`, not an exception.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import textwrap
 import threading
@@ -63,6 +64,7 @@ __all__ = [
     "scaffold",
 ]
 
+log = logging.getLogger(__name__)
 _FENCE_RE = re.compile(r"^\s*```[A-Za-z0-9_+-]*\s*$")
 
 
@@ -380,7 +382,10 @@ async def scaffold(
             )
             trace.append(step)
             if on_step is not None:
-                on_step(step)
+                try:
+                    on_step(step)
+                except Exception:  # a broken listener must not stop the scaffold
+                    log.exception("on_step callback failed")
 
     outcomes: list[FillOutcome] = []
     for path in contents:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 import pytest
 
 from remora_lsp.inference.engine import (
+    AdapterRef,
+    BackendName,
     CancelToken,
     EngineHealth,
     GenerationRequest,
@@ -26,11 +28,13 @@ SAMPLE = REPO / "tests" / "data" / "fastapi_app"
 class ScriptedEngine:
     """An engine whose answer is computed from the prompt; records every request."""
 
-    backend = "transformers"
-
     def __init__(self, answer: Callable[[GenerationRequest], str] | str) -> None:
         self._answer = answer
         self.requests: list[GenerationRequest] = []
+
+    @property
+    def backend(self) -> BackendName:
+        return "transformers"
 
     async def start(self) -> None:
         return None
@@ -53,6 +57,26 @@ class ScriptedEngine:
         self.requests.append(request)
         text = self._answer(request) if callable(self._answer) else self._answer
         return GenerationResult(text, "stop", adapter=request.adapter)
+
+    async def stream(
+        self, request: GenerationRequest, cancel: CancelToken | None = None
+    ) -> AsyncGenerator[str, None]:
+        yield (await self.generate(request, cancel)).text
+
+    async def load_adapter(self, ref: AdapterRef) -> None:
+        return None
+
+    async def unload_adapter(self, name: str) -> None:
+        return None
+
+    def release_adapter(self, name: str) -> None:
+        return None
+
+    def resident_adapters(self) -> tuple[str, ...]:
+        return ()
+
+    def cached_adapters(self) -> tuple[str, ...]:
+        return ()
 
 
 @pytest.fixture(scope="session")

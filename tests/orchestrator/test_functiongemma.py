@@ -183,7 +183,7 @@ async def test_decider_plumbing_with_an_engine(
         return "User is defined in app/models.py.<end_of_turn>"
 
     engine = ScriptedEngine(answer)
-    decider = FunctionGemmaDecider(engine, adapter="orchestrator", packs=[fastapi_manifest])  # type: ignore[arg-type]
+    decider = FunctionGemmaDecider(engine, adapter="orchestrator", packs=[fastapi_manifest])
     tools = build_tools(catalog, workspace_root=SAMPLE, packs=[fastapi_manifest])
     result = await run("Where is User?", decider, tools)
     assert result.answer == "User is defined in app/models.py."
@@ -211,7 +211,7 @@ async def test_decider_malformed_output_is_fed_back(catalog: TemplateCatalog) ->
     engine = ScriptedEngine(lambda request: next(outputs))
     result = await run(
         "x",
-        FunctionGemmaDecider(engine),  # type: ignore[arg-type]
+        FunctionGemmaDecider(engine),
         build_tools(catalog, workspace_root=SAMPLE),
     )
     assert result.answer == "Sorry."

@@ -42,7 +42,7 @@ async def test_search_then_one_generate_per_fill(
         return [{"label": "fastapi.APIRouter"}]
 
     engine = ScriptedEngine("return []")
-    tools = build_tools(catalog, workspace_root=SAMPLE, search=search, engine=engine)  # type: ignore[arg-type]
+    tools = build_tools(catalog, workspace_root=SAMPLE, search=search, engine=engine)
     result = await run("Add a read-only router for Item", RouterDecider(router), tools)
     tools_used = [s.tool for s in result.trace]
     assert (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from remora_lsp.inference.engine import GenerationRequest
+from remora_lsp.orchestrator.functiongemma import FunctionGemmaDecider
 from remora_lsp.orchestrator.loop import TraceStep
 from remora_lsp.orchestrator.scaffold import (
     apply_fill,
@@ -57,7 +58,7 @@ def body_for(request: GenerationRequest) -> str:
 
 async def test_a_code_model_fills_every_body(catalog: TemplateCatalog) -> None:
     engine = ScriptedEngine(body_for)
-    result = await scaffold(REQUEST, URI, SAMPLE, catalog, engine=engine, adapter="fastapi")  # type: ignore[arg-type]
+    result = await scaffold(REQUEST, URI, SAMPLE, catalog, engine=engine, adapter="fastapi")
     assert result.ok and result.problems == ()
     [(path, content, _)] = result.files
     assert parse_problems(path, content) == []
@@ -80,7 +81,7 @@ async def test_a_fill_that_breaks_parsing_keeps_the_marker(catalog: TemplateCata
         return body_for(request)
 
     engine = ScriptedEngine(answer)
-    result = await scaffold(REQUEST, URI, SAMPLE, catalog, engine=engine)  # type: ignore[arg-type]
+    result = await scaffold(REQUEST, URI, SAMPLE, catalog, engine=engine)
     assert result.ok
     [(path, content, _)] = result.files
     assert parse_problems(path, content) == []
@@ -96,7 +97,7 @@ async def test_engine_failure_is_a_problem_not_an_exception(catalog: TemplateCat
     def answer(request: GenerationRequest) -> str:
         raise RuntimeError("engine died")
 
-    result = await scaffold(REQUEST, URI, SAMPLE, catalog, engine=ScriptedEngine(answer))  # type: ignore[arg-type]
+    result = await scaffold(REQUEST, URI, SAMPLE, catalog, engine=ScriptedEngine(answer))
     assert result.ok and [f.status for f in result.fills] == ["failed"] * 5
     assert "engine died" in result.problems[0]
     assert result.files[0].content.count("# remora: fill") == 5
@@ -197,3 +198,40 @@ def test_wiring_rules() -> None:
         router_file, {"svc/app.py": app, "main.py": app}.get, current_path="svc/app.py"
     )
     assert {e.path for e in current} == {"svc/app.py"}
+
+
+async def test_scaffold_with_a_function_calling_decider(
+    catalog: TemplateCatalog, fastapi_manifest: Manifest
+) -> None:
+    def orchestrator(request: GenerationRequest) -> str:
+        answered = request.prompt.count("<start_function_response>")
+        if answered == 0:
+            return (
+                "<start_function_call>call:read_symbol{name:<escape>User<escape>}"
+                "<end_function_call>"
+            )
+        if answered == 1:
+            return (
+                "<start_function_call>call:render_template{name:<escape>fastapi/router<escape>,"
+                "args:{resource:<escape>profile<escape>,model:<escape>User<escape>,"
+                "models_module:<escape>app.models<escape>,crud:false}}<end_function_call>"
+            )
+        return "Rendered the profile router.<end_of_turn>"
+
+    decider = FunctionGemmaDecider(ScriptedEngine(orchestrator), packs=[fastapi_manifest])
+    code = ScriptedEngine(body_for)
+    result = await scaffold(
+        REQUEST,
+        URI,
+        SAMPLE,
+        catalog,
+        engine=code,
+        decider=decider,
+        packs=[fastapi_manifest],
+    )
+    assert result.ok, result.problems
+    assert [s.tool for s in result.trace] == ["read_symbol", "render_template"] + [
+        "generate_code"
+    ] * 3
+    assert [f.status for f in result.fills] == ["filled"] * 3
+    assert "from app.models import User" in result.files[0].content

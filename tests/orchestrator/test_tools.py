@@ -59,7 +59,7 @@ async def test_search_and_generate_delegate(catalog: TemplateCatalog) -> None:
         return [{"label": f"hit{i}", "score": 1.0 - i / 10} for i in range(k + 3)]
 
     engine = ScriptedEngine("return 42")
-    tools = build_tools(catalog, search=search, engine=engine, adapter="fastapi-gen")  # type: ignore[arg-type]
+    tools = build_tools(catalog, search=search, engine=engine, adapter="fastapi-gen")
     hits = await tools.call("search_embeddings", {"query": "users", "pack": "fastapi", "k": 2})
     assert [h["label"] for h in hits["hits"]] == ["hit0", "hit1"]
     assert calls == [("users", "fastapi", None, 2)]
