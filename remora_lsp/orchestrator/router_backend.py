@@ -33,6 +33,8 @@ __all__ = ["RouterDecider", "fill_context", "fill_tag", "symbol_names"]
 _CAMEL_RE = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b|\b[A-Z]{2,}[a-z][A-Za-z0-9]*\b")
 _CAPITAL_RE = re.compile(r"\b[A-Z][a-z0-9]+\b")
 MAX_SYMBOLS = 4
+MAX_HITS_IN_PROMPT = 2
+HIT_CHARS = 400
 FILL_INSTRUCTION = (
     "Write the body of `{name}` in {path}, replacing the lines under the `# remora: fill {name}` "
     "marker. Write only the body, indented like the marker; use the project's own names."
@@ -184,12 +186,22 @@ class RouterDecider:
 
     @staticmethod
     def _symbol_notes(history: Sequence[Observation]) -> str:
-        notes = []
+        """The found definitions and the best search hits, for the fill instructions."""
+        code: list[str] = []
+        related: list[str] = []
         for obs in history:
             if obs.call.name == "read_symbol" and obs.ok:
                 first = obs.result["matches"][0]
-                notes.append(f"\n{first['import']}\n{first['excerpt']}")
-        return ("\nRelevant project code:" + "".join(notes)) if notes else ""
+                code.append(f"\n{first['import']}\n{first['excerpt']}")
+            elif obs.call.tag == "context" and obs.ok:
+                for hit in list(obs.result.get("hits", []))[:MAX_HITS_IN_PROMPT]:
+                    text = str(hit.get("text", "")).strip()[:HIT_CHARS]
+                    if text:
+                        related.append(f"\n{hit.get('label') or hit.get('file') or ''}\n{text}")
+        notes = ("\nRelevant project code:" + "".join(code)) if code else ""
+        if related:
+            notes += "\nRelated examples:" + "".join(related)
+        return notes
 
 
 def _first_match(history: Sequence[Observation], name: str) -> Mapping[str, Any] | None:

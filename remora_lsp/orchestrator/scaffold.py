@@ -258,6 +258,29 @@ def _disk_reader(root: Path) -> Callable[[str], str | None]:
     return read
 
 
+def _unresolved(
+    observations: Iterable[Observation],
+    arguments: Mapping[str, Any],
+    files: Iterable[ScaffoldFile],
+) -> list[str]:
+    """Classes the template imports that ``read_symbol`` could not find in the workspace."""
+    values = {v for v in arguments.values() if isinstance(v, str)}
+    problems = []
+    for obs in observations:
+        name = obs.call.arguments.get("name")
+        if obs.call.name != "read_symbol" or obs.ok or name not in values:
+            continue
+        pattern = re.compile(rf"^\s*from\s+\S+\s+import\s+.*\b{re.escape(str(name))}\b.*$", re.M)
+        for item in files:
+            found = pattern.search(item.content)
+            if found:
+                problems.append(
+                    f"{name} is not defined in the workspace: check `{found.group(0).strip()}` "
+                    f"in {item.path}"
+                )
+    return problems
+
+
 def _exists_check(root: Path, existing: Callable[[str], bool] | None) -> Callable[[str], bool]:
     if existing is not None:
         return existing
@@ -436,6 +459,8 @@ async def scaffold(
             problems.extend(broken)
     if not any(not f.exists for f in files):
         ok = False
+
+    problems.extend(_unresolved(observations, arguments, files))
 
     edits: list[TextInsert] = []
     if ok:

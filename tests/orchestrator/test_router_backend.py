@@ -39,7 +39,7 @@ async def test_search_then_one_generate_per_fill(
     catalog: TemplateCatalog, router: TemplateRouter
 ) -> None:
     def search(query: str, pack: str | None, kind: str | None, k: int) -> list[dict[str, Any]]:
-        return [{"label": "fastapi.APIRouter"}]
+        return [{"label": "fastapi.APIRouter", "text": "router = APIRouter(prefix='/x')"}]
 
     engine = ScriptedEngine("return []")
     tools = build_tools(catalog, workspace_root=SAMPLE, search=search, engine=engine)
@@ -66,6 +66,10 @@ async def test_search_then_one_generate_per_fill(
     assert first["context"].endswith("    # remora: fill list_item\n    ")
     assert "from app.models import Item" in first["context"]
     assert "class Item(BaseModel):" in first["instruction"]
+    assert (
+        "Related examples:\nfastapi.APIRouter\nrouter = APIRouter(prefix='/x')"
+        in (first["instruction"])
+    )
 
 
 async def test_module_comes_from_where_the_model_lives(

@@ -235,3 +235,13 @@ async def test_scaffold_with_a_function_calling_decider(
     ] * 3
     assert [f.status for f in result.fills] == ["filled"] * 3
     assert "from app.models import User" in result.files[0].content
+
+
+async def test_a_model_missing_from_the_workspace_is_reported(catalog: TemplateCatalog) -> None:
+    result = await scaffold("Add CRUD endpoints for the Invoice model", URI, SAMPLE, catalog)
+    assert result.ok and result.template == "fastapi/router"
+    assert "from app.models import Invoice" in result.files[0].content
+    assert result.problems == (
+        "Invoice is not defined in the workspace: check `from app.models import Invoice` in "
+        "app/routers/invoice.py",
+    )
