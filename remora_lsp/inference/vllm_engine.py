@@ -87,6 +87,7 @@ class VllmEngine:
         zero_adapter_for_base: bool | None = None,
         cache_dir: Path | None = None,
         seed: int = 0,
+        enable_lora: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self._identity = read_identity(self.model_path, model_id)
@@ -102,6 +103,10 @@ class VllmEngine:
         )
         self.cache_dir = cache_dir
         self.seed = seed
+        # Without LoRA (a baseline for benchmarks) the engine serves the base model only.
+        self.enable_lora = enable_lora
+        if not enable_lora:
+            self.use_zero_adapter = False
         self.slots = AdapterSlots(max_loras, self.max_cpu_loras)
         self._refs: dict[str, AdapterRef] = {}
         self._zero: Any = None  # LoRARequest of the pinned zero adapter
@@ -174,15 +179,16 @@ class VllmEngine:
             tokenizer=str(self.model_path),
             dtype=self.dtype,  # type: ignore[arg-type]
             max_model_len=self.max_model_len,
-            enable_lora=True,
-            # One extra slot in each tier for the pinned zero adapter.
-            max_loras=self.max_loras + 1,
-            max_cpu_loras=self.max_cpu_loras + 1,
-            max_lora_rank=self.max_lora_rank,  # type: ignore[arg-type]
             enforce_eager=self.device == "cpu",
             disable_log_stats=True,
             seed=self.seed,
         )
+        if self.enable_lora:
+            args.enable_lora = True
+            # One extra slot in each tier for the pinned zero adapter.
+            args.max_loras = self.max_loras + 1
+            args.max_cpu_loras = self.max_cpu_loras + 1
+            args.max_lora_rank = self.max_lora_rank  # type: ignore[assignment]
         self._llm = AsyncLLM.from_engine_args(args)
 
     async def close(self) -> None:
@@ -192,9 +198,9 @@ class VllmEngine:
         self._refs.clear()
         self.slots.clear()
         if llm is not None:
-            await asyncio.to_thread(llm.shutdown)
             if llm.output_handler is not None:
-                llm.output_handler.cancel()
+                llm.output_handler.cancel()  # before the core goes, or it logs a failure
+            await asyncio.to_thread(llm.shutdown)
             del llm
             gc.collect()  # let AsyncLLM.__del__ run now, not during interpreter shutdown
         if self._tmp is not None:
@@ -221,6 +227,22 @@ class VllmEngine:
         with contextlib.suppress(Exception):
             return str(self._llm.dead_error)
         return "unknown"
+
+    def process_tree(self) -> list[int]:
+        """The engine core processes and all their descendants (workers), for memory totals."""
+        children: dict[str, list[str]] = {}
+        with contextlib.suppress(OSError):
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    with contextlib.suppress(OSError, IndexError):
+                        parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                        children.setdefault(parent, []).append(entry.name)
+        found, todo = [], [str(p) for p in self.core_pids()]
+        while todo:
+            pid = todo.pop()
+            found.append(int(pid))
+            todo.extend(children.get(pid, []))
+        return found
 
     def core_pids(self) -> list[int]:
         """Process ids of vLLM's engine core processes (children of this process, Linux)."""
@@ -296,6 +318,8 @@ class VllmEngine:
 
     async def load_adapter(self, ref: AdapterRef) -> None:
         self._require_ready()
+        if not self.enable_lora:
+            raise AdapterError("this vLLM engine was started without LoRA support")
         self._check_folder(ref)
         assert self._lock is not None
         async with self._lock:
