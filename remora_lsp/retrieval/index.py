@@ -374,6 +374,25 @@ class _State:
     version: int
     subsets: dict[Any, tuple[np.ndarray, _FastSearcher]] = field(default_factory=dict)
     searcher: list[_FastSearcher] = field(default_factory=list)  # built on first search
+    columns: dict[str, tuple[dict[str, int], np.ndarray]] = field(default_factory=dict)
+
+    def column(self, name: str) -> tuple[dict[str, int], np.ndarray]:
+        """(value → id, per-row ids) of one chunk attribute, computed once per snapshot, so
+        a filter is a vectorised ``isin`` instead of a Python loop over every chunk."""
+        import numpy as np
+
+        found = self.columns.get(name)
+        if found is None:
+            vocab: dict[str, int] = {}
+            if name == "root":
+                values = (label_root(c.label) for c in self.chunks)
+            else:
+                values = (getattr(c, name) for c in self.chunks)
+            ids = np.fromiter(
+                (vocab.setdefault(v, len(vocab)) for v in values), np.int32, len(self.chunks)
+            )
+            found = self.columns[name] = (vocab, ids)
+        return found
 
 
 class VectorIndex:
@@ -656,18 +675,18 @@ class VectorIndex:
         import numpy as np
 
         state = state or self._state
-        chunks = state.chunks
-
-        def ok(c: Chunk) -> bool:
-            if flt.packs is not None and c.pack not in flt.packs:
-                return False
-            if flt.kinds is not None and c.kind not in flt.kinds:
-                return False
-            if flt.label_roots is not None and label_root(c.label) not in flt.label_roots:
-                return False
-            return not (flt.file_contains and flt.file_contains not in c.file)
-
-        return np.fromiter((ok(c) for c in chunks), bool, len(chunks))
+        keep = np.ones(len(state.chunks), bool)
+        for name, wanted in (("pack", flt.packs), ("kind", flt.kinds), ("root", flt.label_roots)):
+            if wanted is None:
+                continue
+            vocab, ids = state.column(name)
+            allowed = [vocab[v] for v in wanted if v in vocab]
+            keep &= np.isin(ids, np.asarray(allowed, np.int32))
+        if flt.file_contains:
+            vocab, ids = state.column("file")
+            allowed = [i for f, i in vocab.items() if flt.file_contains in f]
+            keep &= np.isin(ids, np.asarray(allowed, np.int32))
+        return keep
 
     def search(
         self,

@@ -244,3 +244,19 @@ def test_concurrent_hovers_and_updates(
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
+
+
+def test_built_index_passes_the_pack_payload_rules(fastapi_pack: Path) -> None:
+    """Every file an index build writes may travel inside a signed pack (no pickle, no .npy,
+    sane safetensors headers)."""
+    from remora_lsp.packs.content import PayloadCheck, check_member_path
+
+    files = sorted(p for p in (fastapi_pack / "embeddings").rglob("*") if p.is_file())
+    assert {p.suffix for p in files} == {".json", ".jsonl", ".safetensors"}
+    for path in files:
+        rel = path.relative_to(fastapi_pack).as_posix()
+        check_member_path(rel)
+        check = PayloadCheck(rel)
+        data = path.read_bytes()
+        check.feed(data)
+        check.finish(len(data))
