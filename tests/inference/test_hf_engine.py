@@ -178,3 +178,20 @@ async def test_a_crash_in_the_worker_marks_the_engine_dead(tiny: TinyModel) -> N
             await engine.generate(greedy(PROMPTS[0], None))
     finally:
         await engine.close()
+
+
+async def test_an_encoder_decoder_model_is_served(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.inference.tiny import build_seq2seq
+
+    engine = TransformersEngine(build_seq2seq(tmp_path / "t5"))
+    assert engine.identity().is_encoder_decoder
+    await engine.start()
+    try:
+        result = await engine.generate(GenerationRequest("def parse(text):", max_tokens=6))
+        assert 0 < len(result.token_ids) <= 6 and result.finish_reason in {"length", "stop"}
+        token = CancelToken()
+        token.cancel()
+        cancelled = await engine.generate(GenerationRequest("def parse(text):", 50), token)
+        assert cancelled.finish_reason == "cancelled" and len(cancelled.token_ids) <= 1
+    finally:
+        await engine.close()

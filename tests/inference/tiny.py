@@ -129,3 +129,28 @@ def reference_tokens(
             pad_token_id=0,
         )
     return [int(t) for t in out[0, ids.shape[1] :].tolist()]
+
+
+def build_seq2seq(dest: Path, seed: int = 0) -> Path:
+    """A one-layer T5 encoder-decoder with the same tokenizer (the transform-model path)."""
+    import torch
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    dest.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(dest)
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=len(AutoTokenizer.from_pretrained(str(dest))),
+        d_model=64,
+        d_kv=32,
+        d_ff=128,
+        num_heads=2,
+        num_layers=1,
+        num_decoder_layers=1,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=0,
+        initializer_factor=5.0,
+    )
+    T5ForConditionalGeneration(config).save_pretrained(str(dest), safe_serialization=True)
+    return dest
