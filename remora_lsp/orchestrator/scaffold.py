@@ -20,7 +20,7 @@ import logging
 import re
 import textwrap
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ __all__ = [
     "marker_block",
     "parse_problems",
     "scaffold",
+    "scaffold_sync",
 ]
 
 log = logging.getLogger(__name__)
@@ -281,10 +282,13 @@ def _unresolved(
     return problems
 
 
-def _exists_check(root: Path, existing: Callable[[str], bool] | None) -> Callable[[str], bool]:
-    if existing is not None:
+def _exists_check(
+    root: Path, existing: Callable[[str], bool] | Collection[str] | None
+) -> Callable[[str], bool]:
+    if callable(existing):
         return existing
-    return lambda rel: (root / rel).exists()
+    known = {str(p) for p in existing or ()}
+    return lambda rel: rel in known or (root / rel).exists()
 
 
 async def scaffold(
@@ -297,7 +301,7 @@ async def scaffold(
     engine: Engine | None = None,
     adapter: str | None = None,
     search: SearchFn | None = None,
-    existing_files: Callable[[str], bool] | None = None,
+    existing_files: Callable[[str], bool] | Collection[str] | None = None,
     read_file: Callable[[str], str | None] | None = None,
     packs: Iterable[Manifest] = (),
     decider: Decider | None = None,
@@ -309,9 +313,11 @@ async def scaffold(
 ) -> ScaffoldResult:
     """Scaffold ``request`` in the workspace at ``workspace_root`` (see the module docstring).
 
-    ``router`` defaults to a router over ``catalog``; ``existing_files(relpath)`` says whether a
-    file exists and ``read_file(relpath)`` its text (default: the disk — pass the editor's view
-    when it has unsaved buffers); ``adapter`` is the pack adapter the fills are generated with.
+    ``router`` defaults to a router over ``catalog``. ``existing_files`` says which files exist:
+    a function ``(relpath) -> bool`` (the editor's view, replacing the disk check) or a
+    collection of relative paths that exist besides those on disk (unsaved new buffers);
+    ``read_file(relpath)`` gives an existing file's text (default: the disk). ``adapter`` is the
+    pack adapter the fills are generated with.
     """
     manifests = list(packs)
     router = router if router is not None else TemplateRouter(catalog.specs)

@@ -120,6 +120,11 @@ async def test_an_existing_file_is_never_overwritten(
     editor_view = await scaffold(REQUEST, URI, workspace, catalog, existing_files=lambda rel: False)
     assert editor_view.ok and editor_view.new_files[0].path == "app/routers/profile.py"
 
+    unsaved = await scaffold(
+        REQUEST, URI, SAMPLE, catalog, existing_files={"app/routers/profile.py"}
+    )
+    assert [f.exists for f in unsaved.files] == [True] and not unsaved.ok
+
 
 async def test_unknown_intent_answers_with_the_closest_templates(catalog: TemplateCatalog) -> None:
     result = await scaffold("bake a chocolate cake", URI, SAMPLE, catalog)
