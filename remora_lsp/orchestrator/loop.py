@@ -247,6 +247,9 @@ async def run(
     ) -> None:
         step = TraceStep(len(trace), tool, dict(arguments), summary, ms, error)
         trace.append(step)
+        log.info(
+            "orchestrator step %d %s %.0f ms: %s", step.index, tool, ms, error or summary or "-"
+        )
         if on_step is not None:
             try:
                 on_step(step)
