@@ -127,8 +127,8 @@ class RouterDecider:
         if rendered is None:
             if route.missing:
                 return Answer(
-                    f"{route.template} needs {', '.join(route.missing)}; say it in the request "
-                    "(e.g. name the model class).",
+                    f"{route.template} needs {_describe(spec, route.missing)}; "
+                    "say it in the request.",
                     {"kind": "missing_arguments", **route.to_data()},
                 )
             args = self._arguments(route, spec, history)
@@ -202,6 +202,15 @@ class RouterDecider:
         if related:
             notes += "\nRelated examples:" + "".join(related)
         return notes
+
+
+def _describe(spec: TemplateSpec | None, names: Sequence[str]) -> str:
+    parts = []
+    for name in names:
+        param = spec.param(name) if spec is not None else None
+        detail = param.description.strip().rstrip(".") if param and param.description else ""
+        parts.append(f"`{name}` ({detail})" if detail else f"`{name}`")
+    return ", ".join(parts)
 
 
 def _first_match(history: Sequence[Observation], name: str) -> Mapping[str, Any] | None:

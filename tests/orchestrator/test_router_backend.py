@@ -103,7 +103,11 @@ async def test_missing_arguments_are_answered(
     result = await run("add crud endpoints", RouterDecider(router), build_tools(catalog))
     assert result.trace == ()
     assert result.data is not None and result.data["kind"] == "missing_arguments"
-    assert "needs" in result.answer
+    assert result.answer == (
+        "fastapi/router needs `resource` (Singular snake_case resource name, e.g. profile; URLs "
+        "use its plural), `model` (Pydantic model class the endpoints accept and return, e.g. "
+        "User); say it in the request."
+    )
 
 
 def test_symbol_names_and_fill_context(router: TemplateRouter) -> None:
