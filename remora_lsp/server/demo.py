@@ -59,6 +59,27 @@ async def _step(console: Console, title: str, action: Callable[[], Awaitable[Any
     return result
 
 
+def _code_model() -> tuple[bool, str, dict[str, str]]:
+    """The fetched default base model (``remora models fetch``), as server environment."""
+    from remora_lsp.errors import RemoraError
+    from remora_lsp.inference.config import load_engine_config
+    from remora_lsp.inference.models import resolve_model
+
+    config, _ = load_engine_config()
+    try:
+        path = resolve_model(config)
+    except RemoraError as exc:
+        return False, f"not available ({exc})", {}
+    return True, f"{config.model} from {path}", {"REMORA_MODEL": str(path)}
+
+
+def _edits(action: Any) -> list[Any]:
+    edit = getattr(action, "edit", None)
+    if edit is None or not edit.changes:
+        return []
+    return [e for edits in edit.changes.values() for e in edits]
+
+
 def _show_status(console: Console, editor: ScriptedEditor) -> None:
     payload = editor.latest()
     console.print(f"  status bar: [bold green]{status_bar_text(payload)}[/]")
@@ -67,12 +88,16 @@ def _show_status(console: Console, editor: ScriptedEditor) -> None:
         table.add_column(column)
     for pack in payload["packs"]:
         files = ", ".join(Path(u).name for u in pack["triggeredBy"]) or "-"
+        extra = [f"adapter {pack['adapter']}"] if pack.get("adapter") else []
+        if isinstance(pack.get("index"), dict) and pack["index"].get("chunks"):
+            extra.append(f"index {pack['index']['chunks']} chunks")
+        reason = "; ".join(x for x in (pack["reason"] or "", *extra) if x)
         table.add_row(
             pack["name"],
             pack["version"],
             pack["state"],
             "yes" if pack.get("signed") else "UNSIGNED",
-            pack["reason"] or "",
+            reason,
             files,
         )
     console.print(table)
@@ -86,10 +111,14 @@ async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
         f"sample project: {project}\npack sources:   {pack_sources}\nREMORA_HOME:    {home}"
     )
     prepare_home(home, pack_sources, console)
+    model_ready, model_note, model_env = _code_model()
+    console.print(f"code model:     {model_note}")
     env = {
         "REMORA_HOME": str(home),
         "REMORA_DEACTIVATE_GRACE_SECONDS": str(GRACE_S),
         "REMORA_LOG_LEVEL": "WARNING",
+        "REMORA_GENERATIVE": "1" if model_ready else "0",
+        **model_env,
     }
     editor = ScriptedEditor(project, env=env)
     await editor.start()
@@ -113,6 +142,52 @@ async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
 
         await _step(console, "hover the fastapi import", hover_import)
 
+        async def hover_untyped() -> None:
+            text = await editor.hover(main_uri, 30, 19)
+            console.print("  hover on the untyped parameter `request` of health():")
+            for line in (text or "(no answer)").splitlines()[:12]:
+                console.print(f"    {line}")
+            actions = await editor.code_actions(main_uri, 30, 19)
+            for action in actions:
+                console.print(f"  code action: [bold]{action.title}[/]")
+                for edit in _edits(action):
+                    console.print(f"    edit line {edit.range.start.line + 1}: {edit.new_text!r}")
+
+        await _step(console, "hover an untyped name (type inference)", hover_untyped)
+
+        async def complete_body() -> None:
+            if not model_ready:
+                console.print(f"  skipped: {model_note}")
+                return
+            editor.change(main_uri, (37, 0), (37, 0), "    ")
+            await editor.wait_engine(180)
+            started = time.perf_counter()
+            items = await editor.inline_completion(main_uri, 37, 4)
+            took = (time.perf_counter() - started) * 1000
+            if not items:
+                console.print(f"  no suggestion ({took:.0f} ms)")
+            for item in items[:1]:
+                console.print(f"  suggestion in {took:.0f} ms (SmolLM2-135M):")
+                for line in str(item).splitlines()[:8]:
+                    console.print(f"    [green]{line}[/]")
+            editor.change(main_uri, (37, 0), (37, 4), "")
+
+        await _step(console, "inline completion in count_items()", complete_body)
+
+        async def search() -> None:
+            hits = await editor.command(
+                "remora.search", {"query": "include a router in the application", "k": 3}
+            )
+            if not hits:
+                console.print("  no indexed chunks (the packs carry no index)")
+            for hit in hits or []:
+                console.print(
+                    f"  {hit['score']:.2f}  {hit['pack']}: {hit['label']} "
+                    f"({hit['file']}:{hit['line'] + 1})"
+                )
+
+        await _step(console, "command remora.search", search)
+
         async def open_models() -> None:
             editor.open("app/models.py")
             await editor.wait_state("pydantic", "ready")
@@ -121,7 +196,7 @@ async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
         _show_status(console, editor)
 
         async def delete_import() -> None:
-            editor.change(main_uri, (2, 0), (3, 0), "")
+            editor.change(main_uri, (2, 0), (3, 0), "")  # the `from fastapi import` line
             await editor.wait_for(
                 lambda p: any(x["name"] == "fastapi" and not x["triggeredBy"] for x in p["packs"]),
                 10,

@@ -73,6 +73,14 @@ class ScriptedEditor:
             self.statuses.append((time.perf_counter(), _plain(params)))
             self._changed.set()
 
+        @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def _on_progress_create(params: types.WorkDoneProgressCreateParams) -> None:
+            return None
+
+        @self.client.feature(types.PROGRESS)
+        def _on_progress(params: Any) -> None:
+            return None
+
         @self.client.feature(types.WINDOW_SHOW_MESSAGE)
         def _on_message(params: types.ShowMessageParams) -> None:
             self.messages.append(params.message)
@@ -149,6 +157,50 @@ class ScriptedEditor:
             return None
         contents = result.contents
         return contents.value if isinstance(contents, types.MarkupContent) else str(contents)
+
+    async def code_actions(self, uri: str, line: int, character: int) -> list[Any]:
+        """The code actions offered at a position (resolved when the server defers edits)."""
+        pos = types.Position(line, character)
+        result = await self.client.text_document_code_action_async(
+            types.CodeActionParams(
+                types.TextDocumentIdentifier(uri),
+                types.Range(pos, pos),
+                types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        actions = [a for a in result or [] if isinstance(a, types.CodeAction)]
+        out = []
+        for action in actions:
+            if action.edit is None and action.data is not None:
+                action = await self.client.code_action_resolve_async(action)
+            out.append(action)
+        return out
+
+    async def inline_completion(self, uri: str, line: int, character: int) -> list[str]:
+        """The texts of the inline completion items at a position."""
+        result = await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                ),
+                text_document=types.TextDocumentIdentifier(uri),
+                position=types.Position(line, character),
+            )
+        )
+        if result is None:
+            return []
+        items = result.items if isinstance(result, types.InlineCompletionList) else result
+        return [str(i.insert_text) for i in items]
+
+    async def wait_engine(self, timeout: float = 120.0) -> bool:
+        """Wait until the server's engine is ready (``remora/engineStatus``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = await self.client.protocol.send_request_async("remora/engineStatus", None)
+            if _plain(state).get("state") == "ready":
+                return True
+            await asyncio.sleep(0.25)
+        return False
 
     async def command(self, name: str, *args: Any) -> Any:
         """workspace/executeCommand."""

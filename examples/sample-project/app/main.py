@@ -25,3 +25,13 @@ def read_user(user=Depends(get_user)):
 @app.get("/users/{user_id}/items")
 def list_items(user_id: int):
     return [item for item in ITEMS.values() if item.owner_id == user_id]
+
+
+@app.get("/health")
+async def health(request):
+    agent = request.headers.get("user-agent", "")
+    client = request.client.host if request.client else None
+    return {"ok": True, "client": client, "agent": agent}
+
+
+def count_items(user_id: int) -> int:

@@ -31,6 +31,7 @@ __all__ = ["register"]
 log = logging.getLogger(__name__)
 
 CONTEXT_SNIPPETS = 2
+ENGINE_STATUS = "remora/engineStatus"
 
 
 def register(ls: RemoraServer) -> None:
@@ -99,6 +100,15 @@ def register(ls: RemoraServer) -> None:
         if result is None or current is None or current.version != version:
             return None
         return result
+
+    @ls.feature(ENGINE_STATUS)
+    @guarded(ls, request=True)
+    def on_engine_status(ls: RemoraServer, params: Any = None) -> dict[str, Any]:
+        """``remora/engineStatus``: what ``remora doctor`` says, for the running server."""
+        info = service.doctor()
+        if not ls.session.config.generative:
+            info["state"], info["reason"] = "disabled", "generative: false in the settings"
+        return info
 
     def _range(position: types.Position) -> types.Range:
         return types.Range(position, position)

@@ -195,13 +195,18 @@ def register(ls: RemoraServer) -> None:
             return
         token = "remora/workspace-index"
         progress = ls.work_done_progress
-        try:
-            await progress.create_async(token)
-            progress.begin(
-                token, types.WorkDoneProgressBegin(title="Remora: indexing workspace", percentage=0)
-            )
-        except Exception:
-            token = ""
+        window = ls.client_capabilities.window
+        if window is None or not window.work_done_progress:
+            token = ""  # the client cannot show progress: index quietly
+        else:
+            try:
+                await progress.create_async(token)
+                progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(title="Remora: indexing workspace", percentage=0),
+                )
+            except Exception:
+                token = ""
         loop = asyncio.get_running_loop()
 
         def report(done: int, total: int) -> None:
