@@ -34,7 +34,7 @@ log = logging.getLogger("remora_lsp.server")
 F = TypeVar("F", bound=Callable[..., Any])
 
 MESSAGE_INTERVAL_S = 30.0
-FEATURES = ("documents", "packs", "hover", "semantic", "completion")
+FEATURES = ("documents", "packs", "hover", "semantic", "completion", "scaffold")
 # Settings owned by other layers (engine, semantic): not "unknown" to the core config.
 FOREIGN_KEYS = frozenset(
     {
@@ -91,6 +91,7 @@ class RemoraServer(LanguageServer):
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.semantic: Any = None
         self.generative: Any = None
+        self.templates: Any = None
 
     # -- messages to the client -----------------------------------------------------------------
     def publish_status(self, payload: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from lsprotocol import types
@@ -14,6 +15,32 @@ __all__ = ["register"]
 
 def _settings(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
+
+
+def _preload_model_libraries() -> None:
+    # transformers resolves its names lazily, and two threads doing that at once (the engine
+    # and the embedding model starting side by side) can fail with "cannot import name";
+    # importing them once, first, in one thread avoids the race.
+    import importlib
+
+    for name in ("torch", "transformers", "sentence_transformers"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if name == "transformers":
+            for attr in ("AutoModelForCausalLM", "AutoTokenizer", "AutoModel", "AutoConfig"):
+                getattr(module, attr, None)
+
+
+async def _run_startup_tasks(ls: RemoraServer) -> None:
+    """Background start of the heavy layers (engine, workspace index), after the packs."""
+    if ls.session.config.generative or getattr(ls.semantic, "settings", None) is not None:
+        wants_models = ls.session.config.generative or ls.semantic.settings.workspace_index
+        if wants_models:
+            await asyncio.to_thread(_preload_model_libraries)
+    for task in ls.startup_tasks:
+        ls.session.spawn(task())
 
 
 def register(ls: RemoraServer) -> None:
@@ -33,8 +60,7 @@ def register(ls: RemoraServer) -> None:
             ls.show("warning", f"Remora: {problem}")
         ls.pending_problems.clear()
         await ls.session.start()
-        for task in ls.startup_tasks:
-            ls.session.spawn(task())
+        ls.session.spawn(_run_startup_tasks(ls))
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     @guarded(ls, request=False)
