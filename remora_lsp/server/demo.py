@@ -111,6 +111,8 @@ async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
         f"sample project: {project}\npack sources:   {pack_sources}\nREMORA_HOME:    {home}"
     )
     prepare_home(home, pack_sources, console)
+    # The editor works on a copy, so scaffolding never writes into the sample project itself.
+    project = Path(shutil.copytree(project, home / "project"))
     model_ready, model_note, model_env = _code_model()
     console.print(f"code model:     {model_note}")
     env = {
@@ -187,6 +189,25 @@ async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
                 )
 
         await _step(console, "command remora.search", search)
+
+        async def scaffold() -> None:
+            answer = await editor.command(
+                "remora.scaffold", {"request": "Add user profile endpoint", "uri": main_uri}
+            )
+            data = answer if isinstance(answer, dict) else vars(answer)
+            console.print(f"  template: {data.get('template')}, applied: {data.get('applied')}")
+            for step in editor.traces:
+                console.print(
+                    f"  trace {step['index']}: {step['tool']} ({step['elapsedMs']} ms) "
+                    f"{str(step.get('resultSummary') or '')[:70]}"
+                )
+            written = dict.fromkeys(p for paths in editor.applied for p in paths)
+            for path in written:
+                console.print(f"  wrote {path.relative_to(project)}:")
+                for line in path.read_text(encoding="utf-8").splitlines()[:14]:
+                    console.print(f"    [cyan]{line}[/]")
+
+        await _step(console, 'command remora.scaffold "Add user profile endpoint"', scaffold)
 
         async def open_models() -> None:
             editor.open("app/models.py")

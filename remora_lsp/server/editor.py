@@ -18,7 +18,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-__all__ = ["ScriptedEditor", "status_bar_text"]
+__all__ = ["ScriptedEditor", "apply_workspace_edit", "status_bar_text"]
 
 LANGUAGE_IDS = {
     ".py": "python",
@@ -55,6 +55,38 @@ def status_bar_text(payload: Mapping[str, Any]) -> str:
     return "Packs: " + (" ".join(shown) if shown else "none active")
 
 
+def _file(uri: str) -> Path:
+    from urllib.parse import unquote, urlsplit
+
+    return Path(unquote(urlsplit(uri).path))
+
+
+def apply_workspace_edit(edit: types.WorkspaceEdit) -> list[Path]:
+    """Apply an edit to disk as an editor would: create files (never overwrite), insert text."""
+    touched: list[Path] = []
+    for change in edit.document_changes or []:
+        if isinstance(change, types.CreateFile):
+            path = _file(change.uri)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("", encoding="utf-8")
+            touched.append(path)
+        elif isinstance(change, types.TextDocumentEdit):
+            path = _file(change.text_document.uri)
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            for text_edit in sorted(change.edits, key=lambda e: -e.range.start.line):
+                start, end = text_edit.range.start, text_edit.range.end
+                if (start.line, start.character) != (end.line, end.character) or start.character:
+                    raise OSError("only insertions at a line start are supported here")
+                new_text = getattr(text_edit, "new_text", None)
+                if not isinstance(new_text, str):
+                    raise OSError("snippet edits are not supported here")
+                lines[start.line : start.line] = [new_text]
+            path.write_text("".join(lines), encoding="utf-8")
+            touched.append(path)
+    return touched
+
+
 class ScriptedEditor:
     """Start ``remora serve``, then open/edit/hover like an editor and watch pack status."""
 
@@ -67,11 +99,25 @@ class ScriptedEditor:
         self._versions: dict[str, int] = {}
         self._texts: dict[str, str] = {}
         self._changed = asyncio.Event()
+        self.applied: list[list[Path]] = []
+        self.traces: list[dict[str, Any]] = []
 
         @self.client.feature("remora/packStatus")
         def _on_status(params: Any) -> None:
             self.statuses.append((time.perf_counter(), _plain(params)))
             self._changed.set()
+
+        @self.client.feature(types.WORKSPACE_APPLY_EDIT)
+        def _on_apply(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+            try:
+                self.applied.append(apply_workspace_edit(params.edit))
+            except OSError as exc:
+                return types.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
+            return types.ApplyWorkspaceEditResult(applied=True)
+
+        @self.client.feature("remora/trace")
+        def _on_trace(params: Any) -> None:
+            self.traces.append(_plain(params))
 
         @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
         def _on_progress_create(params: types.WorkDoneProgressCreateParams) -> None:

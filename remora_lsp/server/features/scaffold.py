@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 SCAFFOLD_COMMAND = "remora.scaffold"
 TRACE = "remora/trace"
+FILL_TOKENS = 128  # per marked body: enough for a CRUD handler, bounded on a CPU
 
 
 class TemplateLayer:
@@ -167,6 +168,7 @@ def register(ls: RemoraServer) -> None:
             search=search,
             packs=packs,
             on_step=on_step,
+            max_fill_tokens=FILL_TOKENS,
         )
         return result, root
 
