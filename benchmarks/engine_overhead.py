@@ -178,6 +178,41 @@ def extrapolate(rank: int = 16, count: int = 100) -> list[dict[str, Any]]:
     return rows
 
 
+async def merged_vs_layers(model: Path, adapters: list[AdapterRef], repeats: int) -> dict[str, Any]:
+    """One transformers engine, requests interleaved so machine noise hits every variant alike:
+    base; adapter as PEFT layers; adapter merged; and switching between two adapters each way."""
+    from remora_lsp.inference.hf_engine import TransformersEngine
+
+    engine = TransformersEngine(model, merge_adapter=False, max_loras=4, max_cpu_loras=8)
+    await engine.start()
+    try:
+        prompt = prompt_of(engine, 300)
+        a, b = adapters[0], adapters[1]
+        await engine.load_adapter(a)
+        await engine.load_adapter(b)
+        names = ("base", "layers", "merged", "layers_switch", "merged_switch")
+        samples: dict[str, list[float]] = {k: [] for k in names}
+
+        async def ttft(adapter: str | None) -> float:
+            r = await engine.generate(GenerationRequest(prompt, 1, adapter=adapter))
+            return (r.ttft_s or r.total_s) * 1000
+
+        for _ in range(repeats):
+            await ttft(None)
+            samples["base"].append(await ttft(None))
+            await engine.set_merge(False)
+            await ttft(a.name)
+            samples["layers"].append(await ttft(a.name))
+            samples["layers_switch"].append(await ttft(b.name))
+            await engine.set_merge(True)
+            await ttft(a.name)
+            samples["merged"].append(await ttft(a.name))
+            samples["merged_switch"].append(await ttft(b.name))
+        return {f"{k}_ttft_ms": round(median(v), 1) for k, v in samples.items()}
+    finally:
+        await engine.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings, _ = load_engine_config()
     workdir = Path(tempfile.mkdtemp(prefix="remora-overhead-"))
@@ -200,6 +235,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"measuring {variant} ...", file=sys.stderr)
             results[variant] = await one_variant(
                 variant, model, adapters, args.repeats, args.tokens
+            )
+        if any(v.startswith("transformers") for v in args.backends):
+            print("measuring transformers merged vs adapter layers, interleaved", file=sys.stderr)
+            results["transformers_interleaved"] = await merged_vs_layers(
+                model, adapters, args.repeats
             )
         results["extrapolated_rank16"] = extrapolate()
         return results
@@ -255,6 +295,17 @@ def report(results: dict[str, Any]) -> None:
                 "16-token suggestion ms",
             ],
             rows,
+        )
+    inter = results.get("transformers_interleaved")
+    if inter:
+        base = inter["base_ttft_ms"]
+        table(
+            "transformers, one engine, requests interleaved (median TTFT)",
+            ["request", "ms", "vs base"],
+            [
+                [k.removesuffix("_ttft_ms").replace("_", " "), v, f"{v / base:.2f}x"]
+                for k, v in inter.items()
+            ],
         )
     timed = {
         k: v["completion16_adapter_ms"]

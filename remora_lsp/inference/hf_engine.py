@@ -206,6 +206,18 @@ class TransformersEngine:
     def release_adapter(self, name: str) -> None:
         self.slots.release(name)
 
+    async def set_merge(self, merge: bool) -> None:
+        """Switch between merging the active adapter into the weights and PEFT adapter layers."""
+        executor = self._require_ready()
+
+        def apply() -> None:
+            if not merge and self._merged is not None:
+                self._peft.base_model.unmerge_adapter()
+                self._merged = None
+            self.merge = merge
+
+        await asyncio.wrap_future(executor.submit(apply))
+
     def resident_adapters(self) -> tuple[str, ...]:
         return self.slots.resident()
 
