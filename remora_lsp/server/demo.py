@@ -10,7 +10,12 @@ grace period, and a manual override. Each step prints what the editor's status b
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,8 +31,67 @@ __all__ = ["prepare_home", "run_demo"]
 GRACE_S = 2.0
 
 
-def prepare_home(home: Path, pack_sources: Path, console: Console) -> list[str]:
-    """Fresh demo home: build, sign and install every pack source; return their names."""
+def _remora(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REMORA_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "remora_lsp", *args], env=env, capture_output=True, text=True
+    )
+
+
+def _install_via_registry(home: Path, archive_path: Path, name: str, console: Console) -> str:
+    """Publish one pack to a local registry and install it by name, as a team would."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url, token = f"http://127.0.0.1:{port}", secrets.token_urlsafe(16)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "remora_lsp",
+            "registry",
+            "serve",
+            "--storage",
+            str(home / "registry"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--publish-token",
+            token,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        steps = (
+            ("publish", str(archive_path), "--registry", url, "--token", token),
+            ("install", f"pack:{name}@^0", "--registry", url),
+        )
+        for args in steps:
+            done = _remora(home, *args)
+            if done.returncode != 0:
+                raise RuntimeError(f"remora {args[0]} failed: {done.stderr.strip()}")
+        console.print(
+            f"  published {name} to a registry at {url}, installed pack:{name}@^0 from it "
+            "(signed, verified)"
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+    return name
+
+
+def prepare_home(
+    home: Path, pack_sources: Path, console: Console, *, registry: bool = False
+) -> list[str]:
+    """Fresh demo home: build, sign and install every pack source (the last one through a
+    local registry when ``registry``); return their names."""
     from remora_lsp.config import merge_config
     from remora_lsp.packs.archive import build_pack
     from remora_lsp.packs.install import install_pack
@@ -42,9 +106,14 @@ def prepare_home(home: Path, pack_sources: Path, console: Console) -> list[str]:
     config, _ = merge_config(environ={"REMORA_HOME": str(home)})
     add_trusted_key(config.trust_dir, Path(f"{key}.pub"), name="remora-demo")
     names = []
-    for src in sorted(p for p in pack_sources.iterdir() if (p / "manifest.yaml").is_file()):
+    sources = sorted(p for p in pack_sources.iterdir() if (p / "manifest.yaml").is_file())
+    via_registry = sources[-1:] if registry else []
+    for src in sources:
         out = home / "built" / f"{src.name}.remorapack"
         build_pack(src, out, sign_key=key)
+        if src in via_registry:
+            names.append(_install_via_registry(home, out, src.name, console))
+            continue
         installed = install_pack(out, config)
         console.print(f"  installed [bold]{installed.key}[/] (signed, verified)")
         names.append(installed.name)
@@ -110,7 +179,7 @@ async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
     console.print(
         f"sample project: {project}\npack sources:   {pack_sources}\nREMORA_HOME:    {home}"
     )
-    prepare_home(home, pack_sources, console)
+    prepare_home(home, pack_sources, console, registry=True)
     # The editor works on a copy, so scaffolding never writes into the sample project itself.
     project = Path(shutil.copytree(project, home / "project"))
     model_ready, model_note, model_env = _code_model()

@@ -18,6 +18,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "installed fastapi@0.1.0 (signed, verified)" in out
+    assert "installed pack:pydantic@^0 from it" in out.replace("\n", " ")
     assert "Packs: fastapi ✓ pydantic ✓" in out
     assert "grace period" in out
     assert "demo finished" in out
