@@ -42,11 +42,20 @@ def _root(
 
 def _register_commands() -> None:
     from remora_lsp.cli.demo import register as register_demo
+    from remora_lsp.cli.models import register as register_models
     from remora_lsp.cli.packs import register as register_packs
     from remora_lsp.cli.registry import register as register_registry
+    from remora_lsp.cli.search import register as register_search
     from remora_lsp.cli.serve import register as register_serve
 
-    for register in (register_serve, register_demo, register_packs, register_registry):
+    for register in (
+        register_serve,
+        register_demo,
+        register_packs,
+        register_registry,
+        register_search,
+        register_models,
+    ):
         register(app)
 
 
