@@ -21,4 +21,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "installed pack:pydantic@^0 from it" in out.replace("\n", " ")
     assert "Packs: fastapi ✓ pydantic ✓" in out
     assert "grace period" in out
+    assert "`request: Request` — inferred from usages" in out  # the fastapi pack's index
+    assert "code action: Add type hint `request: Request`" in out
+    assert "template: fastapi/router, applied: True" in out
+    assert "from app.models import User" in out
     assert "demo finished" in out
