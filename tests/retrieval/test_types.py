@@ -132,8 +132,11 @@ def test_calibration_fit_and_round_trip() -> None:
     bad = [((0.4, 0.3, 0.2, 0.05, 1.0), False)] * 40
     noisy = [((0.6, 0.5, 0.4, 0.3, 0.0), i % 2 == 0) for i in range(40)]
     cal = fit_calibration(good + bad + noisy)
-    assert cal.confidence((0.9, 0.8, 0.7, 0.8, 0.0)) > 0.9 > 0.1 > cal.confidence(
-        (0.4, 0.3, 0.2, 0.05, 1.0)
+    assert (
+        cal.confidence((0.9, 0.8, 0.7, 0.8, 0.0))
+        > 0.9
+        > 0.1
+        > cal.confidence((0.4, 0.3, 0.2, 0.05, 1.0))
     )
     assert 0.3 < cal.confidence((0.6, 0.5, 0.4, 0.3, 0.0)) < 0.7
     assert Calibration.from_data(cal.to_data()) == cal
