@@ -213,6 +213,34 @@ async def merged_vs_layers(model: Path, adapters: list[AdapterRef], repeats: int
         await engine.close()
 
 
+async def head_to_head(model: Path, adapter: AdapterRef, repeats: int) -> dict[str, Any]:
+    """transformers-merged and vLLM alive together, requests alternating between them, so a
+    busy machine slows both alike: TTFT and a whole 16-token suggestion, adapter active."""
+    engines = {name: make_engine(name, model) for name in ("transformers-merged", "vllm")}
+    for engine in engines.values():
+        await engine.start()
+    try:
+        prompt = prompt_of(engines["vllm"], 300)
+        samples: dict[str, dict[str, list[float]]] = {
+            name: {"ttft": [], "suggestion": []} for name in engines
+        }
+        for engine in engines.values():
+            await engine.load_adapter(adapter)
+            await engine.generate(GenerationRequest(prompt, 4, adapter=adapter.name))
+        for _ in range(repeats):
+            for name, engine in engines.items():
+                r = await engine.generate(GenerationRequest(prompt, 16, adapter=adapter.name))
+                samples[name]["ttft"].append((r.ttft_s or 0) * 1000)
+                samples[name]["suggestion"].append(r.total_s * 1000)
+        return {
+            name: {f"{k}_ms": round(median(v), 1) for k, v in values.items()}
+            for name, values in samples.items()
+        }
+    finally:
+        for engine in engines.values():
+            await engine.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings, _ = load_engine_config()
     workdir = Path(tempfile.mkdtemp(prefix="remora-overhead-"))
@@ -241,6 +269,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["transformers_interleaved"] = await merged_vs_layers(
                 model, adapters, args.repeats
             )
+        if {"transformers-merged", "vllm"} <= set(args.backends) and backend_installed("vllm"):
+            print("measuring transformers-merged against vllm, alternating", file=sys.stderr)
+            results["head_to_head"] = await head_to_head(model, adapters[0], args.repeats)
         results["extrapolated_rank16"] = extrapolate()
         return results
     finally:
@@ -305,6 +336,22 @@ def report(results: dict[str, Any]) -> None:
             [
                 [k.removesuffix("_ttft_ms").replace("_", " "), v, f"{v / base:.2f}x"]
                 for k, v in inter.items()
+            ],
+        )
+    duel = results.get("head_to_head")
+    if duel:
+        ref = duel["transformers-merged"]
+        table(
+            "both engines alive, requests alternating, adapter active (median)",
+            ["backend", "TTFT ms", "16-token suggestion ms", "suggestion vs transformers-merged"],
+            [
+                [
+                    n,
+                    v["ttft_ms"],
+                    v["suggestion_ms"],
+                    f"{v['suggestion_ms'] / ref['suggestion_ms']:.2f}x",
+                ]
+                for n, v in duel.items()
             ],
         )
     timed = {

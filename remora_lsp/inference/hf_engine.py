@@ -106,6 +106,7 @@ class TransformersEngine:
         self._executor: ThreadPoolExecutor | None = None
         self._tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
         self._model: Any = None
         self._peft: Any = None
         self._eos_ids: set[int] = set()
@@ -190,7 +191,11 @@ class TransformersEngine:
         log.error("transformers engine died: %s", reason)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer_or_load()(text, add_special_tokens=False)["input_ids"])
+        tokenizer = self._tokenizer_or_load()
+        # Fast tokenizers may reconfigure themselves per call; one caller at a time (the
+        # event loop counts tokens while the worker thread encodes a prompt).
+        with self._encode_lock:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # -- protocol: adapters ---------------------------------------------------------------------
     async def load_adapter(self, ref: AdapterRef) -> None:
@@ -437,7 +442,9 @@ class TransformersEngine:
         self._enabled = enabled
 
     def _encode(self, prompt: str, max_tokens: int) -> list[int]:
-        ids: list[int] = self._tokenizer_or_load()(prompt)["input_ids"]
+        tokenizer = self._tokenizer_or_load()
+        with self._encode_lock:
+            ids: list[int] = tokenizer(prompt)["input_ids"]
         room = self.max_model_len - max_tokens
         if room < 1:
             raise ValueError(
