@@ -11,7 +11,12 @@ one of these classes, so callers can catch by kind and users get one clear line:
     │   ├── SignatureError     missing, malformed or untrusted signature
     │   ├── DigestError        a file's sha256 or size does not match the manifest
     │   └── StoreError         the local pack store cannot do what was asked
-    └── ParseError             a document could not be parsed at all (not: it has syntax errors)
+    ├── ParseError             a document could not be parsed at all (not: it has syntax errors)
+    └── (per layer, each in its package's errors module)
+        ├── inference.errors.EngineError      engine failed, model missing (`remora models fetch`)
+        ├── retrieval.errors.RetrievalError   corrupt/empty index, dims mismatch, model unavailable
+        ├── templates.errors.TemplateError    untrusted, sandbox security/limits, bad parameters
+        └── registry.errors.RegistryError     HTTP refusals turned into one-line messages
 
 Messages are written for the user: they say what is wrong, with which value, and what to do.
 """

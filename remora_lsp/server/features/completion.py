@@ -50,6 +50,8 @@ def register(ls: RemoraServer) -> None:
     ls.session.add_listener(service)
     cache = SuggestionCache()
     latest: dict[str, int] = {}
+    # What happened to completion requests (benchmarks/completion_trace.py reads these).
+    stats = {"requests": 0, "superseded": 0, "no_engine": 0, "generated": 0, "cached": 0}
 
     async def start_engine() -> None:
         loop_box["loop"] = asyncio.get_running_loop()
@@ -75,13 +77,16 @@ def register(ls: RemoraServer) -> None:
         doc = ls.session.document(uri)
         if doc is None or doc.tree is None:
             return None
+        stats["requests"] += 1
         ticket = latest[uri] = latest.get(uri, 0) + 1
         await asyncio.sleep(ls.session.config.debounce_ms / 1000)
         if latest.get(uri) != ticket:
+            stats["superseded"] += 1
             return None  # a newer request for this document superseded this one
         doc = ls.session.document(uri)
         engine = service.ready_engine()
         if doc is None or engine is None:
+            stats["no_engine"] += 1
             return None
         version = doc.version
         offset = doc.line_index.offset_at(position.line, position.character)
@@ -96,6 +101,8 @@ def register(ls: RemoraServer) -> None:
         except asyncio.CancelledError:
             token.cancel()
             raise
+        if result is not None:
+            stats["cached" if result.source == "cache" else "generated"] += 1
         current = ls.session.document(uri)
         if result is None or current is None or current.version != version:
             return None
@@ -106,6 +113,7 @@ def register(ls: RemoraServer) -> None:
     def on_engine_status(ls: RemoraServer, params: Any = None) -> dict[str, Any]:
         """``remora/engineStatus``: what ``remora doctor`` says, for the running server."""
         info = service.doctor()
+        info["completion"] = {**stats, "cacheHits": cache.hits, "cacheMisses": cache.misses}
         if not ls.session.config.generative:
             info["state"], info["reason"] = "disabled", "generative: false in the settings"
         return info
