@@ -160,6 +160,12 @@ def _drop_suffix_overlap(ctx: CursorContext, text: str) -> str | None:
     return text
 
 
+def _cut_at_fence(generated: str) -> str:
+    """Chat-tuned models drift into Markdown: nothing from a code fence (```) on is code."""
+    index = generated.find("```")
+    return generated if index < 0 else generated[:index]
+
+
 def finish_suggestion(
     ctx: CursorContext,
     generated: str,
@@ -177,7 +183,8 @@ def finish_suggestion(
     if ctx.mode is None:
         return None
     prompt_line = ctx.line_prefix if prompt_line is None else prompt_line
-    full = prompt_line + generated.replace("\r\n", "\n")
+    generated = _cut_at_fence(generated.replace("\r\n", "\n"))
+    full = prompt_line + generated
     shaped = _shape(ctx, full, truncated, max_lines)
     text = _insert_text(ctx, shaped, prompt_line)
     cut, _ = scan_brackets(text, ctx.language, _available_openers(ctx))

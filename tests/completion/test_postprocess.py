@@ -29,6 +29,9 @@ PY_CASES = [
     # -- single line: finish the statement, first line only
     ("x = compute(█", "a, b)\ny = 2", "a, b)"),
     ("result = █", "load(path)\nprint(result)", "load(path)"),
+    # a chat-tuned model drifting into Markdown: the fence and what follows are not code
+    ("result = █", "load(path)\n```\nThis loads the file.", "load(path)"),
+    ("result = █", "```python\nload(path)", None),
     # the prompt ended before the space; the model wrote it, the user had typed it already
     ("result = █", " load(path)\n", "load(path)"),
     ("total = add(a, █", " b)", "b)"),
