@@ -281,7 +281,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k synthetic, fewer queries")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--real", type=int, default=None, help="real MiniLM windows to embed")
+    parser.add_argument(
+        "--real", type=int, default=None, help="real MiniLM windows to index (+ query windows)"
+    )
     parser.add_argument("--static", type=Path, default=None, help="a distilled static model")
     parser.add_argument("--static-n", type=int, default=1_000_000)
     parser.add_argument("--retrieval", type=int, default=None, help="docstring pairs (0: skip)")

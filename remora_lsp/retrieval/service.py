@@ -79,6 +79,7 @@ log = logging.getLogger(__name__)
 
 WORKSPACE = "workspace"
 WORKSPACE_FILES = "files.json"
+EMBED_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -529,6 +530,9 @@ class SemanticService:
                 changed = list(current)
             pieces: list[Piece] = []
             processed: list[str] = []
+            # progress counts files chunked, then chunks embedded (the slow part with a
+            # transformer): one unit per file, one per EMBED_BATCH chunks
+            chunked_units = len(changed)
             for i, rel in enumerate(changed):
                 if cancel is not None and cancel.is_set():
                     break
@@ -541,11 +545,21 @@ class SemanticService:
                 pieces.extend(chunk_source(source, rel, module=module, resolver=self.resolver))
                 processed.append(rel)
                 if progress is not None:
-                    progress(i + 1, len(changed))
+                    estimate = chunked_units + max(1, len(pieces) // EMBED_BATCH)
+                    progress(i + 1, estimate)
             for rel in [*removed, *processed]:
                 for coll in workspace.collections.values():
                     coll.index.remove_file(rel)
-            self._add_pieces(workspace, pieces, refit=fresh)
+            search_count = sum(p.chunk.kind != "usage" for p in pieces)
+            total = chunked_units + -(-search_count // EMBED_BATCH)
+
+            def embedded(done: int, _all: int) -> None:
+                if progress is not None:
+                    progress(chunked_units + -(-done // EMBED_BATCH), total)
+
+            self._add_pieces(workspace, pieces, refit=fresh, progress=embedded)
+            if progress is not None:
+                progress(total, total)
             done = set(processed)
             workspace.files = {
                 rel: sig
@@ -560,7 +574,14 @@ class SemanticService:
                 "chunks": sum(len(c.index) for c in workspace.collections.values()),
             }
 
-    def _add_pieces(self, workspace: _Workspace, pieces: Sequence[Piece], *, refit: bool) -> None:
+    def _add_pieces(
+        self,
+        workspace: _Workspace,
+        pieces: Sequence[Piece],
+        *,
+        refit: bool,
+        progress: Progress | None = None,
+    ) -> None:
         search = [p for p in pieces if p.chunk.kind != "usage"]
         usages = select_usage_rows(
             [p for p in pieces if p.chunk.kind == "usage"], family=None, resolver=self.resolver,
@@ -571,7 +592,15 @@ class SemanticService:
             coll = workspace.collections.get(SEARCH)
             if coll is not None and coll.index.model_id != embedder.model_id:
                 coll = None  # the configured model changed: start this collection again
-            vectors = embedder.embed_documents([p.embed_text for p in search])
+            texts = [p.embed_text for p in search]
+            parts = []
+            for lo in range(0, len(texts), EMBED_BATCH):
+                parts.append(embedder.embed_documents(texts[lo : lo + EMBED_BATCH]))
+                if progress is not None:
+                    progress(min(lo + EMBED_BATCH, len(texts)), len(texts))
+            import numpy as np
+
+            vectors = np.concatenate(parts)
             if coll is None:
                 index = VectorIndex(model_id=embedder.model_id, dims=embedder.dims,
                                     mrl_dims=embedder.mrl_dims, name=WORKSPACE)  # fmt: skip

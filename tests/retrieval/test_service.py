@@ -172,7 +172,9 @@ def test_workspace_index_learns_from_the_project(
     write_project(root)
     seen: list[tuple[int, int]] = []
     stats = service.index_workspace(root, progress=lambda d, t: seen.append((d, t)))
-    assert stats["files"] == 4 and stats["chunks"] > 0 and seen[-1] == (4, 4)
+    assert stats["files"] == 4 and stats["chunks"] > 0
+    assert seen[-1][0] == seen[-1][1] > 4  # files chunked, then chunks embedded
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     folder = service.workspace_folder(root)
     assert (folder / SEARCH / "index.json").is_file() and (folder / USAGES / "index.json").is_file()
     uri = (root / "app" / "jobs.py").as_uri()
