@@ -174,6 +174,19 @@ class VllmEngine:
             from vllm.v1.engine.async_llm import AsyncLLM
         except Exception as exc:
             raise _vllm_missing(exc) from exc
+        # A model with a shorter context than the configured length would never start: clamp.
+        from remora_lsp.inference.identity import read_identity
+
+        with contextlib.suppress(Exception):
+            context = read_identity(self.model_path).max_context
+            if context and context < self.max_model_len:
+                log.info(
+                    "max_model_len %d > the model's %d; using %d",
+                    self.max_model_len,
+                    context,
+                    context,
+                )
+                self.max_model_len = context
         args = AsyncEngineArgs(
             model=str(self.model_path),
             tokenizer=str(self.model_path),

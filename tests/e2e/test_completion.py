@@ -31,9 +31,12 @@ async def completion(editor: Editor, uri: str, line: int, character: int) -> typ
     return result
 
 
+@pytest.mark.parametrize("engine", ["transformers", "vllm"])
 async def test_completion_uses_the_adapter_of_the_imported_pack(
-    tiny: TinyModel, home: Path, project: Path
+    engine: str, tiny: TinyModel, home: Path, project: Path
 ) -> None:
+    if engine == "vllm":
+        pytest.importorskip("vllm", reason="vLLM is not installed on this machine")
     for name in ("alpha", "beta"):
         pack = make_pack(
             home / "packs", name, tiny.adapters[name], base_id=tiny.model_id, base_sha=tiny.path
@@ -42,17 +45,18 @@ async def test_completion_uses_the_adapter_of_the_imported_pack(
     env = server_env(
         home,
         REMORA_GENERATIVE="1",
-        REMORA_ENGINE="transformers",
+        REMORA_ENGINE=engine,
         REMORA_MODEL=str(tiny.path),
         REMORA_MODEL_ID=tiny.model_id,
         REMORA_DEBOUNCE_MS="0",
+        VLLM_CPU_KVCACHE_SPACE="1",
     )
     editor = await start_editor(home, project, "neovim", env=env)
     try:
         uri = editor.open("calc.py", SOURCE)
         status = await editor.wait_state("alpha", "ready", 60)
         await editor.wait(
-            lambda: (editor.pack("alpha") or {}).get("adapter") in {"resident", "cached"}, 120
+            lambda: (editor.pack("alpha") or {}).get("adapter") in {"resident", "cached"}, 240
         )
         line, col = SOURCE.count("\n"), len(SOURCE.splitlines()[-1])
         first = await completion(editor, uri, line, col)
