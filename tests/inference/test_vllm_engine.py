@@ -188,6 +188,7 @@ async def test_engine_core_crash_restarts_through_the_service(  # type: ignore[n
     # While the new engine starts, the event loop stays responsive (the server keeps serving).
     worst = 0.0
     loop = asyncio.get_running_loop()
+    restart_started = loop.time()
     for _ in range(1200):
         if (
             service.state == "ready"
@@ -200,7 +201,10 @@ async def test_engine_core_crash_restarts_through_the_service(  # type: ignore[n
         worst = max(worst, loop.time() - before - 0.05)
     engine = service.ready_engine()
     assert engine is not None and engine is not vllm and service.restarts == 1
-    assert worst < 1.0, f"the event loop stalled for {worst:.2f} s during the restart"
+    # Relative, not a wall-clock bound: the loop may hiccup on a busy machine, but it must never
+    # be blocked for a large part of the restart (which takes seconds: a new engine starts).
+    restart = loop.time() - restart_started
+    assert worst < restart / 3, f"the event loop stalled {worst:.2f} s of a {restart:.1f} s restart"
     for _ in range(100):
         if service.status_fields("json")["adapter"] == "cached":
             break
