@@ -11,11 +11,9 @@ what base model it would load, the device, installed backends and memory, and wi
 from __future__ import annotations
 
 import asyncio
-import functools
 import importlib.metadata
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -24,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from remora_lsp.cli.common import command, stderr
 from remora_lsp.errors import RemoraError
 
 __all__ = ["register"]
@@ -38,25 +37,7 @@ def _stdout() -> Console:
     return Console(soft_wrap=True, highlight=False)
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-def _command(fn: Callable[P, R]) -> Callable[P, R]:
-    """Expected failures become one red line and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except RemoraError as exc:
-            _stderr().print(Text(f"error: {exc}", style="bold red"))
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            _stderr().print(Text("error: interrupted", style="bold red"))
-            raise typer.Exit(130) from None
-
-    return wrapper
+_stderr, _command = stderr, command
 
 
 def _engine_config() -> Any:

@@ -9,20 +9,18 @@ the one named by the merged config (``REMORA_HOME``, ``$REMORA_HOME/config.yaml`
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from remora_lsp.cli.common import command, fail, stderr, stdout
 from remora_lsp.config import Config, merge_config
-from remora_lsp.errors import RemoraError
 
 __all__ = ["register"]
 
@@ -42,39 +40,8 @@ trust_app = typer.Typer(
 # Plumbing
 
 
-def _stdout() -> Console:
-    return Console(soft_wrap=True, highlight=False)
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    _stderr().print(Text(f"error: {message}", style="bold red"))
-    return typer.Exit(code)
-
-
-def _command(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn expected failures into one red line and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except RemoraError as exc:
-            raise _fail(str(exc)) from None
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise _fail(f"{exc.strerror or exc}{where}") from None
-        except KeyboardInterrupt:
-            raise _fail("interrupted", 130) from None
-        except (typer.Exit, typer.Abort, typer.BadParameter):
-            raise
-        except Exception as exc:  # a bug: still one line, with the exception type to report
-            raise _fail(f"internal error ({type(exc).__name__}): {exc}") from None
-
-    return wrapper
+# Shared with the other command modules (remora_lsp.cli.common).
+_stdout, _stderr, _fail, _command = stdout, stderr, fail, command
 
 
 def _config() -> Config:
