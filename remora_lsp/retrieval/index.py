@@ -731,7 +731,7 @@ class VectorIndex:
             if rows_map is not None:
                 cand = rows_map[cand]
             cand = np.sort(cand)  # ascending rows read the memory map front to back
-            scores = np.asarray(state.precise[cand], dtype=np.float32) @ q[qi]
+            scores = _rescore(state.precise, cand, q[qi])
             out.append(self._top(state, cand, scores, k))
         return out
 
@@ -776,6 +776,19 @@ class VectorIndex:
         if rows is None:
             return np.asarray(precise, dtype=np.float32)
         return np.asarray(precise[np.fromiter(rows, np.int64)], dtype=np.float32)
+
+
+def _rescore(precise: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Inner products of ``query`` with the given precise rows, in blocks of 1,024: a larger
+    matrix-vector product wakes OpenBLAS's worker threads, which on a busy 2-core machine
+    cost a flat ~8 ms (measured: re-ranking 3,000 rows took 8 ms, 1,000 rows 0.5 ms)."""
+    import numpy as np
+
+    out = np.empty(len(rows), np.float32)
+    for lo in range(0, len(rows), 1024):
+        block = rows[lo : lo + 1024]
+        out[lo : lo + len(block)] = np.asarray(precise[block], dtype=np.float32) @ query
+    return out
 
 
 class MergedIndex:
