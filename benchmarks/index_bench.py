@@ -303,6 +303,8 @@ def main() -> None:
         distill_static(default_model_path(), cached_static, dims=256, corpus=code_windows(3000))
     if args.static is None and cached_static.is_dir():
         args.static = cached_static
+    if args.quick:
+        args.static_n = min(args.static_n, 100_000)
     n_synth = 100_000 if args.quick else 1_000_000
     n_queries = 50 if args.quick else 200
     real_n = args.real if args.real is not None else (5_000 if args.quick else 20_000)
