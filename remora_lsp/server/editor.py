@@ -18,7 +18,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-__all__ = ["ScriptedEditor", "apply_workspace_edit", "status_bar_text"]
+__all__ = ["ScriptedEditor", "apply_workspace_edit", "plain", "status_bar_text"]
 
 LANGUAGE_IDS = {
     ".py": "python",
@@ -30,18 +30,18 @@ LANGUAGE_IDS = {
 ICONS = {"ready": "✓", "loading": "…", "error": "⚠"}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Notification params arrive as attribute objects; turn them back into plain data."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if hasattr(value, "_asdict"):  # pygls hands custom params over as named tuples
-        return {k: _plain(v) for k, v in value._asdict().items()}
+        return {k: plain(v) for k, v in value._asdict().items()}
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if hasattr(value, "__dict__"):
-        return {k: _plain(v) for k, v in vars(value).items() if not k.startswith("_")}
+        return {k: plain(v) for k, v in vars(value).items() if not k.startswith("_")}
     return value
 
 
@@ -104,7 +104,7 @@ class ScriptedEditor:
 
         @self.client.feature("remora/packStatus")
         def _on_status(params: Any) -> None:
-            self.statuses.append((time.perf_counter(), _plain(params)))
+            self.statuses.append((time.perf_counter(), plain(params)))
             self._changed.set()
 
         @self.client.feature(types.WORKSPACE_APPLY_EDIT)
@@ -117,7 +117,7 @@ class ScriptedEditor:
 
         @self.client.feature("remora/trace")
         def _on_trace(params: Any) -> None:
-            self.traces.append(_plain(params))
+            self.traces.append(plain(params))
 
         @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
         def _on_progress_create(params: types.WorkDoneProgressCreateParams) -> None:
@@ -243,7 +243,7 @@ class ScriptedEditor:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = await self.client.protocol.send_request_async("remora/engineStatus", None)
-            if _plain(state).get("state") == "ready":
+            if plain(state).get("state") == "ready":
                 return True
             await asyncio.sleep(0.25)
         return False
@@ -257,7 +257,7 @@ class ScriptedEditor:
     async def list_packs(self) -> dict[str, Any]:
         """The ``remora/listPacks`` request."""
         result = await self.client.protocol.send_request_async("remora/listPacks", None)
-        return dict(_plain(result))
+        return dict(plain(result))
 
     def latest(self) -> dict[str, Any]:
         """The last pack-status payload received (empty before the first)."""

@@ -20,22 +20,9 @@ import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from remora_lsp.server.editor import plain
+
 CLIENTS = ["visual-studio-code", "neovim"]
-
-
-def plain(value: Any) -> Any:
-    """Attribute objects (how pytest-lsp hands over custom params) back to plain data."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "_asdict"):  # pygls hands custom params over as named tuples
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "__dict__"):
-        return {k: plain(v) for k, v in vars(value).items() if not k.startswith("_")}
-    return value
 
 
 def write_pack(
