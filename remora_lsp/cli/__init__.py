@@ -47,6 +47,7 @@ def _register_commands() -> None:
     from remora_lsp.cli.registry import register as register_registry
     from remora_lsp.cli.search import register as register_search
     from remora_lsp.cli.serve import register as register_serve
+    from remora_lsp.cli.train import register as register_train
 
     for register in (
         register_serve,
@@ -55,6 +56,7 @@ def _register_commands() -> None:
         register_registry,
         register_search,
         register_models,
+        register_train,
     ):
         register(app)
 
