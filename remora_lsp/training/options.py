@@ -48,6 +48,8 @@ class TrainOptions(BaseModel):
     out: Path
     docs: tuple[str, ...] = ()
     allow_no_docs: bool = False
+    crawl_pages: int = Field(default=200, ge=1, le=100_000)
+    crawl_depth: int = Field(default=4, ge=0, le=50)
     coverage: Path | None = None
     run_tests: bool = False
     pack_dir: Path | None = None

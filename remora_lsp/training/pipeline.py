@@ -268,7 +268,10 @@ def _docs_sections(opts: TrainOptions, source: Source, reporter: Reporter) -> li
     sections: list[DocSection] = []
     if opts.docs:
         for spec in opts.docs:
-            found = scrape_docs(spec, progress=reporter.progress)
+            crawl: dict[str, Any] = {}
+            if spec.startswith(("http://", "https://")):
+                crawl = {"max_pages": opts.crawl_pages, "max_depth": opts.crawl_depth}
+            found = scrape_docs(spec, progress=reporter.progress, **crawl)
             reporter.log(f"docs: {len(found)} sections from {spec}")
             sections += found
     else:
