@@ -23,6 +23,12 @@ def register(app: typer.Typer) -> None:
         home: Path = typer.Option(
             REPO / ".remora-demo", help="A private REMORA_HOME for the demo (wiped first)."
         ),
+        trained: list[Path] = typer.Option(
+            None,
+            "--trained",
+            help="Folders with packs made by `remora train` (NAME.remorapack): used instead "
+            "of building the pack source of the same name. Repeatable.",
+        ),
     ) -> None:
         """Show packs activating from imports in a real editor session against `remora serve`."""
         for label, path in (("--project", project), ("--packs", packs)):
@@ -30,4 +36,5 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(f"{path} is not a folder", param_hint=label)
         from remora_lsp.server.demo import main
 
-        raise typer.Exit(main(project.resolve(), packs.resolve(), home.resolve()))
+        folders = tuple(p.resolve() for p in trained or ())
+        raise typer.Exit(main(project.resolve(), packs.resolve(), home.resolve(), folders))

@@ -1,7 +1,9 @@
 """``remora demo``: a scripted editor session against the sample project.
 
 It prepares a private ``REMORA_HOME`` with the packs from ``packs/`` (built, signed with a demo
-key that the demo home trusts, and installed through the same code path as ``remora install``),
+key that the demo home trusts, and installed through the same code path as ``remora install``;
+a pack trained by ``remora train`` is used instead of its source when one is found in the
+``trained`` folders, and its card — base vs adapter metrics — is shown),
 starts ``remora serve`` as a real subprocess, and walks through what a user would see: packs
 activating as files that import them are opened, hovers, an edit that removes an import, the
 grace period, and a manual override. Each step prints what the editor's status bar would show.
@@ -87,13 +89,62 @@ def _install_via_registry(home: Path, archive_path: Path, name: str, console: Co
     return name
 
 
+def _show_card(console: Console, card: dict[str, Any]) -> None:
+    """The trained pack's card: what its adapters and embedding measured against the bases."""
+    gen = card.get("generation", {})
+    rows = [
+        ("perplexity, held-out library code", "heldout_ppl_base", "heldout_ppl_adapter"),
+        (
+            f"perplexity, other code ({gen.get('other_library')})",
+            "other_ppl_base",
+            "other_ppl_adapter",
+        ),
+        ("next-line exact match", "next_line_em_base", "next_line_em_adapter"),
+    ]
+    table = Table(
+        title=f"trained on {card.get('source', {}).get('name')} "
+        f"({card.get('train_seconds')} s training)",
+        show_lines=False,
+    )
+    for column in ("metric", "base", "pack"):
+        table.add_column(column)
+    for label, base, tuned in rows:
+        if base in gen:
+            table.add_row(label, f"{gen[base]:.3f}", f"{gen[tuned]:.3f}")
+    mrr = card.get("embedding", {}).get("mrr_at_10", {})
+    for dims in sorted(mrr, key=int, reverse=True):
+        table.add_row(
+            f"search MRR@10 at {dims} dims", f"{mrr[dims]['base']:.3f}", f"{mrr[dims]['tuned']:.3f}"
+        )
+    tr = card.get("transform", {})
+    if tr.get("rougeL_base") is not None:
+        table.add_row(
+            "docstring ROUGE-L", f"{tr['rougeL_base']:.3f}", f"{tr['rougeL_adapter']:.3f}"
+        )
+    console.print(table)
+
+
+def _trained_archive(trained: tuple[Path, ...], name: str) -> Path | None:
+    for folder in trained:
+        candidate = folder / f"{name}.remorapack"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def prepare_home(
-    home: Path, pack_sources: Path, console: Console, *, registry: bool = False
+    home: Path,
+    pack_sources: Path,
+    console: Console,
+    *,
+    registry: bool = False,
+    trained: tuple[Path, ...] = (),
 ) -> list[str]:
     """Fresh demo home: build, sign and install every pack source (the last one through a
-    local registry when ``registry``); return their names."""
+    local registry when ``registry``), or the pack ``remora train`` made from it when one is in
+    ``trained``; return their names."""
     from remora_lsp.config import merge_config
-    from remora_lsp.packs.archive import build_pack
+    from remora_lsp.packs.archive import build_pack, sign_archive
     from remora_lsp.packs.install import install_pack
     from remora_lsp.packs.signing import generate_keypair
     from remora_lsp.packs.trust import add_trusted_key
@@ -110,7 +161,15 @@ def prepare_home(
     via_registry = sources[-1:] if registry else []
     for src in sources:
         out = home / "built" / f"{src.name}.remorapack"
-        build_pack(src, out, sign_key=key)
+        made = _trained_archive(trained, src.name)
+        if made is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(made, out)
+            manifest = sign_archive(out, key)
+            console.print(f"  [bold]{manifest.key}[/] was trained by `remora train` ({made}):")
+            _show_card(console, manifest.card)
+        else:
+            build_pack(src, out, sign_key=key)
         if src in via_registry:
             names.append(_install_via_registry(home, out, src.name, console))
             continue
@@ -172,14 +231,16 @@ def _show_status(console: Console, editor: ScriptedEditor) -> None:
     console.print(table)
 
 
-async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
+async def run_demo(
+    project: Path, pack_sources: Path, home: Path, trained: tuple[Path, ...] = ()
+) -> int:
     """Run the scripted session; return a process exit code (0 when every step behaved)."""
     console = Console()
     console.rule("[bold]Remora demo: packs activate from your imports")
     console.print(
         f"sample project: {project}\npack sources:   {pack_sources}\nREMORA_HOME:    {home}"
     )
-    prepare_home(home, pack_sources, console, registry=True)
+    prepare_home(home, pack_sources, console, registry=True, trained=trained)
     # The editor works on a copy, so scaffolding never writes into the sample project itself.
     project = Path(shutil.copytree(project, home / "project"))
     model_ready, model_note, model_env = _code_model()
@@ -238,7 +299,9 @@ async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
             if not items:
                 console.print(f"  no suggestion ({took:.0f} ms)")
             for item in items[:1]:
-                console.print(f"  suggestion in {took:.0f} ms (SmolLM2-135M):")
+                console.print(
+                    f"  suggestion in {took:.0f} ms (SmolLM2-135M + active pack adapters):"
+                )
                 for line in str(item).splitlines()[:8]:
                     console.print(f"    [green]{line}[/]")
             editor.change(main_uri, (37, 0), (37, 4), "")
@@ -320,6 +383,6 @@ async def run_demo(project: Path, pack_sources: Path, home: Path) -> int:
         await editor.stop()
 
 
-def main(project: Path, pack_sources: Path, home: Path) -> int:
+def main(project: Path, pack_sources: Path, home: Path, trained: tuple[Path, ...] = ()) -> int:
     """Synchronous entry point for the CLI."""
-    return asyncio.run(run_demo(project, pack_sources, home))
+    return asyncio.run(run_demo(project, pack_sources, home, trained))
