@@ -971,9 +971,11 @@ def _fetch(
     user_agent: str,
     timeout: float,
     stay: Callable[[str], bool],
+    seen: set[str] | None = None,
 ) -> tuple[str, str | None, str]:
     """GET a page following redirects only where ``stay`` allows: (final url, html or None,
-    why not). Raises httpx.HTTPError on transport errors."""
+    why not). A redirect to a page in ``seen`` is not followed. Raises httpx.HTTPError on
+    transport errors."""
     from urllib.parse import urljoin
 
     for _ in range(_MAX_REDIRECTS):
@@ -988,6 +990,8 @@ def _fetch(
                 target = _normalise(urljoin(url, response.headers["location"]))
                 if not stay(target):
                     return url, None, f"redirect off site to {target}"
+                if seen is not None and target in seen:
+                    return url, None, f"redirect to {target}, already crawled"
                 url = target
                 continue
             if response.status_code >= 400:
@@ -1098,6 +1102,7 @@ def _crawl(
                 user_agent=user_agent,
                 timeout=timeout,
                 stay=_stay(None if first else scope, robots),
+                seen=seen,
             )
         except httpx.HTTPError as exc:
             if first:
