@@ -87,12 +87,22 @@ _FROM_IMPORT = re.compile(rf"^\s*from\s+({_DOTTED})\s+import\s+\(?([\w\s,]+)\)?"
 _STRING = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
 _COMMENT = re.compile(r"(?:^|\s)(?:#|//).*$")
 _PROMPT = re.compile(r"^\s*(?:>>>|\.\.\.|\$|In \[\d+\]:)\s?")
+_FILE_SUFFIXES = {
+    "py", "pyi", "md", "rst", "txt", "toml", "json", "yaml", "yml", "cfg", "ini", "html", "js",
+    "ts", "sh", "lock", "csv", "png", "svg", "in", "log", "zip", "whl", "gz",
+}  # fmt: skip
 _NOT_NAMES = {"None", "True", "False", "print", "self", "cls"}
 
 
 def _ok_name(name: str) -> bool:
-    head = name.split(".", 1)[0]
-    return bool(name) and not keyword.iskeyword(head) and name not in _NOT_NAMES
+    first, _, rest = name.partition(".")
+    last = name.rpartition(".")[2]
+    return (
+        bool(name)
+        and not keyword.iskeyword(first)
+        and name not in _NOT_NAMES
+        and not (rest and last.lower() in _FILE_SUFFIXES)  # `setup.py`, `mkdocs.yml`
+    )
 
 
 def names_in_span(span: str) -> list[str]:
@@ -173,8 +183,9 @@ def _split_block(block: _Block, max_chars: int) -> list[_Block]:
     current = ""
     for unit in units:
         while len(unit) > room:  # a single enormous line: hard cut
-            pieces.append(current) if current else None
-            current = ""
+            if current:
+                pieces.append(current)
+                current = ""
             pieces.append(unit[:room])
             unit = unit[room:]
         joined = f"{current}\n{unit}" if current else unit
@@ -232,6 +243,7 @@ _MD_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
 _MD_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _MD_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _MD_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+_MD_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _MD_STOP = re.compile(r"^ {0,3}(?:[-*+] |\d+[.)] |>|#|\||```|~~~|<)")
 
 
@@ -288,6 +300,9 @@ def _parse_markdown(text: str) -> list[_Section]:
             sections.append(_Section(len(atx.group(1)), _md_heading_text(atx.group(2) or "")))
             row += 1
             continue
+        if not para and _MD_BREAK.match(line):
+            row += 1
+            continue
         setext = _MD_SETEXT.match(line)
         if setext and para and not _MD_STOP.match(para[0]):
             title = " ".join(p.strip() for p in para)
@@ -311,6 +326,7 @@ def _parse_markdown(text: str) -> list[_Section]:
 _RST_ADORN = re.compile(r"^([!-/:-@\[-`{-~])\1{2,}\s*$")
 _RST_DIRECTIVE = re.compile(r"^(\s*)\.\.\s+([\w:.-]+)::\s*(.*)$")
 _RST_INLINE = re.compile(r"``(.+?)``|(?::([\w:.-]+):)?`([^`]+)`(?::([\w:.-]+):)?(__?)?")
+_RST_COMMENT = re.compile(r"^\s*\.\.(?:\s|$)")
 _RST_CODE_DIRECTIVES = {"code-block", "code", "sourcecode", "doctest", "testcode", "ipython"}
 _RST_DROP_DIRECTIVES = {
     "toctree", "image", "figure", "include", "raw", "meta", "index", "contents", "only",
@@ -389,6 +405,9 @@ def _parse_rst(text: str) -> list[_Section]:
         para.clear()
         if joined.strip() == "::":
             return
+        if joined.lstrip().startswith(">>> "):  # a doctest block
+            sections[-1].blocks.append(_code_block(joined, "pycon"))
+            return
         if joined.endswith("::"):
             joined = joined[:-2].rstrip() + (":" if not joined[:-2].endswith(" ") else "")
         sections[-1].blocks.append(_rst_inline(joined))
@@ -463,20 +482,19 @@ def _parse_rst(text: str) -> list[_Section]:
                 sections[-1].blocks.extend(inner)
             prev_blank = True
             continue
-        if line.lstrip().startswith("..") and not para and not directive:  # comment/target
+        if _RST_COMMENT.match(line) and not para and not directive:  # comment/target
             _, row = _indented_block(lines, row + 1, len(line) - len(line.lstrip()))
             prev_blank = True
             continue
         if not line.strip():
             literal = bool(para) and para[-1].rstrip().endswith("::")
+            indent = len(para[-1]) - len(para[-1].lstrip()) if para else 0
             flush()
             row += 1
             if literal:  # an indented literal block follows
                 while row < len(lines) and not lines[row].strip():
                     row += 1
-                indent = len(lines[row - 1]) - len(lines[row - 1].lstrip()) if row else 0
-                base = min((len(p) - len(p.lstrip()) for p in [line]), default=0)
-                body, row = _indented_block(lines, row, max(indent, base))
+                body, row = _indented_block(lines, row, indent)
                 if body:
                     sections[-1].blocks.append(_code_block("\n".join(body)))
             prev_blank = True
@@ -505,10 +523,10 @@ _DROP_TAGS = {
     "button", "svg", "iframe", "select", "input", "label", "head", "title",
 }  # fmt: skip
 _DROP_CLASSES = re.compile(
-    r"(?:^|\s)(?:headerlink|sphinxsidebar\w*|related|footer|md-sidebar\w*|md-header\w*"
-    r"|md-footer\w*|md-nav\w*|md-search\w*|md-source\w*|md-content__button|md-top|md-tabs"
-    r"|md-skip|searchbox|search|wy-nav-\w*|rst-versions|sidebar|breadcrumbs?|toc|"
-    r"headerlink-anchor|navigation|prev-next-area|bd-sidebar\w*|bd-header\w*)(?:\s|$)"
+    r"(?:^|\s)(?:headerlink|sphinxsidebar[\w-]*|related|footer|md-sidebar[\w-]*|md-header[\w-]*"
+    r"|md-footer[\w-]*|md-nav[\w-]*|md-search[\w-]*|md-source[\w-]*|md-content__button|md-top"
+    r"|md-tabs|md-skip|searchbox|search|wy-nav-side|rst-versions|sidebar|breadcrumbs?|toc"
+    r"|headerlink-anchor|navigation|prev-next-area|bd-sidebar[\w-]*|bd-header[\w-]*)(?:\s|$)"
 )
 _BLOCK_TAGS = {
     "p", "div", "section", "article", "main", "ul", "ol", "li", "dl", "dt", "dd", "table",
@@ -820,10 +838,16 @@ def find_docs(root: Path) -> list[Path]:
     """The documentation of a repository: its root README files, and its docs folder — the
     built HTML (``docs/_build/html``, ``site/``) when there is one, else the sources."""
     root = Path(root)
-    out = sorted(
-        p
-        for p in root.glob("README*")
-        if p.is_file() and (p.suffix.lower() in _SUFFIXES or p.name == "README")
+    out = (
+        sorted(
+            p
+            for p in root.iterdir()
+            if p.name.lower().startswith("readme")
+            and p.is_file()
+            and (p.suffix.lower() in _SUFFIXES or p.name.lower() == "readme")
+        )
+        if root.is_dir()
+        else []
     )
     built = [
         path
@@ -1139,11 +1163,25 @@ def _crawl(
 
 def scrape_docs(spec: str | Path, **kwargs: Any) -> list[DocSection]:
     """Documentation from a spec: an http(s) URL is crawled, a file chunked, a folder
-    scraped. Keyword arguments go to :func:`crawl_site` / :func:`scrape_folder`
-    (``max_chars`` also to a single file)."""
+    scraped. Keyword arguments of :func:`crawl_site` and :func:`scrape_folder` may be mixed:
+    each gets the ones it takes (``max_chars`` also goes to a single file)."""
+    import inspect
+
+    known = {
+        *inspect.signature(crawl_site).parameters,
+        *inspect.signature(scrape_folder).parameters,
+    }
+    unknown = set(kwargs) - known
+    if unknown:
+        raise TypeError(f"scrape_docs() got unexpected keyword arguments: {sorted(unknown)}")
+
+    def accepted(target: Callable[..., Any]) -> dict[str, Any]:
+        names = inspect.signature(target).parameters
+        return {k: v for k, v in kwargs.items() if k in names}
+
     text = str(spec)
     if isinstance(spec, str) and text.lower().startswith(("http://", "https://")):
-        return crawl_site(text, **kwargs)
+        return crawl_site(text, **accepted(crawl_site))
     path = Path(spec)
     if path.is_file():
         content = _read_text(path, kwargs.get("max_file_bytes", 2_000_000))
@@ -1153,7 +1191,7 @@ def scrape_docs(spec: str | Path, **kwargs: Any) -> list[DocSection]:
             content, format_for(path), path.name, max_chars=kwargs.get("max_chars", 2000)
         )
     if path.is_dir():
-        return scrape_folder(path, **kwargs)
+        return scrape_folder(path, **accepted(scrape_folder))
     raise DocsError(
         f"docs not found: {text!r} is neither an http(s) URL nor an existing file or folder"
     )

@@ -370,3 +370,64 @@ def test_crawl_unreachable_start_url(
         port = sock.getsockname()[1]
     with pytest.raises(DocsError, match="local docs folder"):
         crawl_site(f"http://127.0.0.1:{port}/docs/", client=client, timeout=2)
+
+
+# -- details ------------------------------------------------------------------------------------
+
+
+def test_rst_overlines_transitions_comments_and_doctests() -> None:
+    doc = """\
+.. comment that is dropped
+   over two lines
+
+#######
+ Title
+#######
+
+Intro.
+
+----------
+
+Section
+=======
+
+>>> import pkg.sub
+>>> pkg.sub.run(1)
+1
+
+Sub
+---
+
+...and an ellipsis line stays text.
+
+Other
+=====
+
+Text.
+"""
+    sections = chunk_text(doc, "rst", "page.rst")
+    assert [s.headings for s in sections] == [
+        ("Title",),
+        ("Title", "Section"),
+        ("Title", "Section", "Sub"),
+        ("Title", "Other"),
+    ]
+    assert sections[0].text == "Intro."
+    assert sections[1].text.startswith("```pycon\n>>> import pkg.sub")
+    assert sections[1].code_names == ("pkg.sub", "pkg.sub.run")
+    assert sections[2].text == "...and an ellipsis line stays text."
+
+
+def test_markdown_thematic_breaks_and_file_names() -> None:
+    doc = "# T\n\nSee `setup.py` and `pkg.run()`.\n\n---\n\n***\n\nMore.\n"
+    (section,) = chunk_text(doc, "markdown", "t.md")
+    assert section.text == "See `setup.py` and `pkg.run()`.\n\nMore."
+    assert section.code_names == ("pkg.run",)
+
+
+def test_scrape_docs_passes_each_its_own_keywords(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# A\n\n" + "Words here. " * 40 + "\n")
+    sections = scrape_docs(tmp_path, max_pages=3, max_chars=200, max_files=10)
+    assert len(sections) > 1 and all(len(s.text) <= 200 for s in sections)
+    with pytest.raises(TypeError, match="bogus"):
+        scrape_docs(tmp_path, bogus=1)
