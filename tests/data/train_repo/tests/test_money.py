@@ -19,6 +19,11 @@ def test_format_amount() -> None:
     assert money.format_amount(-350) == "-3.50"
 
 
+def test_clamp() -> None:
+    assert money.clamp(5, 0, 3) == 3
+    assert money.clamp(-5, 0, 3) == 0
+
+
 def test_round_half_even_exists() -> None:
     # only checks that the name is there: round_half_even itself is never run
     assert callable(money.round_half_even)
