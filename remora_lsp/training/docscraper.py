@@ -23,6 +23,7 @@ imports), while this one rebuilds clean section text, handles HTML and keeps cod
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import logging
 import os
@@ -955,7 +956,7 @@ class _Robots:
         robots_url = urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
         self.user_agent = user_agent
         self.parser = RobotFileParser(robots_url)
-        self.allow_all = self.disallow_all = False
+        self.allow_all = self.disallow_all = self.unreachable = False
         self.error = ""
         try:
             response = client.get(
@@ -965,7 +966,8 @@ class _Robots:
                 follow_redirects=True,
             )
         except httpx.HTTPError as exc:
-            self.disallow_all, self.error = True, f"{type(exc).__name__}: {exc}"
+            self.disallow_all = self.unreachable = True
+            self.error = f"{type(exc).__name__}: {exc}"
             return
         if response.status_code >= 500:
             self.disallow_all, self.error = True, f"HTTP {response.status_code}"
@@ -1097,7 +1099,7 @@ def _crawl(
         "cannot fetch URL: {url} ({why}); check the URL or the network, or pass a local docs folder"
     )
     robots = _Robots(client, start, user_agent, timeout)
-    if robots.error and robots.disallow_all and "HTTP" not in robots.error:
+    if robots.unreachable:
         raise DocsError(unreachable.format(url=url, why=robots.error))
     if robots.disallow_all:
         log.warning("robots.txt of %s unavailable (%s): not crawling", start, robots.error)
@@ -1109,6 +1111,7 @@ def _crawl(
     sections: list[DocSection] = []
     pages = 0
     first = True
+    digests: set[str] = set()  # the same page under two URLs (`docs/`, `docs/index.html`)
     while queue and pages < max_pages:
         page_url, depth = queue.popleft()
         if not robots.allowed(page_url):
@@ -1145,6 +1148,11 @@ def _crawl(
             if final in seen:
                 continue
             seen.add(final)
+        digest = hashlib.sha1(html.encode("utf-8", "replace")).hexdigest()
+        if digest in digests:
+            log.info("skipping %s: same page as one already crawled", final)
+            continue
+        digests.add(digest)
         pages += 1
         root = _parse_html_tree(html)
         meta = _meta_robots(root)
