@@ -2,11 +2,11 @@
 
 Three forms are accepted, tried in this order:
 
+* an existing folder (not a bare git repository): read in place;
 * a git URL (``https://…``, ``http://…``, ``git@host:…``, ``ssh://…``, ``file://…``, or anything
   ending in ``.git``, including a local bare repository): cloned with ``git clone --depth 1``
   into ``<work_dir>/source``; an earlier complete clone of the same URL there is reused, so a
   resumed run does not clone again;
-* an existing folder: read in place;
 * the name of a distribution installed in this environment (``click``, ``python-dateutil``):
   its top-level packages, read where they are installed, with the metadata's version, licence
   and long description.
@@ -90,14 +90,15 @@ def resolve_source(
     if not spec:
         raise SourceError(f"SOURCE is empty; pass {_ACCEPTED}")
     path = Path(spec).expanduser()
-    if is_git_url(spec) or _is_bare_repo(path):
-        url = path.resolve().as_uri() if _is_bare_repo(path) else spec
+    bare = _is_bare_repo(path)
+    if path.is_dir() and not bare:
+        root = path.resolve()
+        return _folder_source(spec, "folder", root, root.name)
+    if bare or is_git_url(spec):
+        url = path.resolve().as_uri() if bare else spec  # file:// so that --depth works
         root = _clone(url, Path(work_dir) / "source", say, timeout)
         name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
         return _folder_source(spec, "git", root, name or root.name)
-    if path.is_dir():
-        root = path.resolve()
-        return _folder_source(spec, "folder", root, root.name)
     if path.exists():
         raise SourceError(f"SOURCE {spec!r} is a file, not a folder; pass {_ACCEPTED}")
     if "/" in spec or os.sep in spec or spec.startswith((".", "~")):

@@ -109,6 +109,14 @@ def test_local_bare_repository_path_is_cloned(bare_repo: Path, tmp_path: Path) -
     assert (src.root / "tinyledger" / "ledger.py").is_file()
 
 
+def test_existing_checkout_named_dot_git_is_a_folder(tmp_path: Path) -> None:
+    checkout = tmp_path / "tinyledger.git"
+    shutil.copytree(TRAIN_REPO, checkout)
+    src = resolve_source(str(checkout), work_dir=tmp_path / "run")
+    assert (src.kind, src.root) == ("folder", checkout.resolve())
+    assert not (tmp_path / "run").exists()
+
+
 @needs_git
 def test_failed_clone_is_a_clear_error(tmp_path: Path) -> None:
     url = (tmp_path / "missing.git").as_uri()
