@@ -105,8 +105,9 @@ def walk_repo(
     ``coverage`` is a coverage.py data file (``.coverage``) recorded by running the source's
     tests, possibly under another absolute path (files are matched by their longest common
     path suffix). ``run_tests=True`` records one instead, running pytest under coverage in the
-    source root (data kept in ``work_dir/coverage``; failing tests are fine, the data of the
-    tests that ran is used). ``progress(done, total)`` is called after each file.
+    source root (data kept in ``work_dir/coverage``, a new temporary folder when ``work_dir``
+    is None; failing tests are fine, the data of the tests that ran is used; it takes
+    precedence over ``coverage``). ``progress(done, total)`` is called after each file.
 
     Raises :class:`SourceError` when there are no Python files, the coverage data cannot be
     read or matched to the files, or the test run produced no data.
