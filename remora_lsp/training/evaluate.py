@@ -219,40 +219,59 @@ class Evaluator:
             raise StageError("no text to measure perplexity on")
         return math.exp(total / count)
 
-    def _greedy(self, prompt: str, max_new_tokens: int, stop: str | None) -> str:
-        """Greedy continuation of ``prompt`` (inside :meth:`_mode`), special tokens dropped."""
-        import torch
+    def _greedy(self, prompt: str, max_new_tokens: int, line_after: int | None = None) -> str:
+        """Greedy continuation of ``prompt`` (inside :meth:`_mode`), special tokens dropped.
 
-        ids = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
-        extra: dict[str, Any] = (
-            {"stop_strings": [stop], "tokenizer": self.tokenizer} if stop else {}
-        )
+        With ``line_after=k``, generation stops as soon as the text after its first ``k``
+        characters (the newlines that open the predicted line) holds a newline.
+        """
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        tokenizer = self.tokenizer
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+        start, skip = ids.shape[1], line_after or 0
+
+        class LineDone(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                text = tokenizer.decode(input_ids[0, start:], skip_special_tokens=True)
+                return torch.full((input_ids.shape[0],), "\n" in text[skip:], dtype=torch.bool)
+
         out = self.model.generate(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
             max_new_tokens=max_new_tokens,
             do_sample=False,
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id or 0,
-            **extra,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id or 0,
+            stopping_criteria=StoppingCriteriaList([LineDone()])
+            if line_after is not None
+            else None,
         )
-        return str(self.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+        return str(tokenizer.decode(out[0, start:], skip_special_tokens=True))
 
     def next_line_exact_match(
         self, samples: Sequence[tuple[str, str]], *, use_adapter: bool, max_new_tokens: int = 48
     ) -> float:
         """Share of samples whose greedy next line equals the target.
 
-        The prediction is the generated text up to its first newline; prediction and target are
-        compared after ``rstrip()`` only (leading indentation must match exactly).
+        The prompt is the context *without* its final newlines: BPE tokenizers merge newlines
+        with the next line's indentation into one token, so a prompt ending in a bare newline
+        would ask for a token sequence the model never saw (and it then drops the indentation).
+        The generation must start with the newlines taken off; the prediction is what follows
+        them, up to the next newline. Prediction and target are compared after ``rstrip()``
+        only (leading indentation must match exactly).
         """
         if not samples:
             raise StageError("no next-line samples to evaluate")
         hits = 0
         with self._mode(use_adapter):
             for context, target in samples:
-                line = self._greedy(context, max_new_tokens, "\n").split("\n", 1)[0]
-                hits += line.rstrip() == target.rstrip()
+                prompt = context.rstrip("\n") or context
+                gap = context[len(prompt) :]
+                said = self._greedy(prompt, max_new_tokens, line_after=len(gap))
+                if said.startswith(gap):
+                    hits += said[len(gap) :].split("\n", 1)[0].rstrip() == target.rstrip()
         return hits / len(samples)
 
     def generate(
@@ -260,4 +279,4 @@ class Evaluator:
     ) -> list[str]:
         """Greedy continuations of ``prompts`` (each stops at EOS or ``max_new_tokens``)."""
         with self._mode(use_adapter):
-            return [self._greedy(p, max_new_tokens, None) for p in prompts]
+            return [self._greedy(p, max_new_tokens) for p in prompts]

@@ -424,6 +424,9 @@ def _save_adapter(model: Any, out_dir: Path, model_id: str) -> None:
         for extra in tmp.iterdir():
             if extra.name not in {"adapter_model.safetensors", "adapter_config.json"}:
                 extra.unlink()
+            else:
+                extra.chmod(0o644)  # a pack is read by others: not mkdtemp's private modes
+        tmp.chmod(0o755)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)
