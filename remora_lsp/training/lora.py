@@ -11,11 +11,13 @@ causal-LM blocks); :func:`train_prompted_lora` trains the *transform* adapter on
   would have.
 * **Schedule.** Linear warm-up over ``min(warmup_steps, planned // 10)`` steps, then cosine
   decay to 0 at the planned total. The planned total is ``max_steps`` when set, capped by
-  ``epochs``; with only a time budget it is estimated once, after the first
-  :data:`PROBE_STEPS` steps, from their measured steps/s (capped by ``epochs``), stored in the
-  checkpoint and never changed afterwards. A run stops at ``max_steps``, at the end of the
-  ``epochs``, or when the time budget is spent (checked before and after every step), or at a
-  time-estimated planned total (reported as ``"time"``).
+  ``epochs``; with a time budget it is further capped by an estimate made once, from the
+  steps/s measured over :data:`PROBE_STEPS` steps after the first one (which pays one-off
+  costs), stored in the checkpoint and never changed afterwards (a schedule that moved would
+  break resume equality). Until then the schedule runs on the step/epoch cap. A run stops at ``max_steps``, at the end of the
+  ``epochs``, or when the time budget is spent: checked after every step, and before every
+  step with the last step's duration, so that a step that would end past the budget is not
+  started; a time-estimated planned total also stops as ``"time"``.
 * **Checkpoints.** Every ``checkpoint_every_s`` seconds and at the end, the LoRA weights, the
   AdamW state and the torch RNG go to ``work_dir`` as safetensors and the rest (step, planned
   total, elapsed seconds, losses, settings fingerprint) as JSON — no pickle anywhere. Each
@@ -486,6 +488,7 @@ def _train(
         last_save = time.perf_counter()
         order: dict[int, list[int]] = {}
         probe_start: tuple[int, float] | None = None
+        step_s = 0.0  # the last step's duration: a step that would overrun the budget is not run
         stopped_by: StoppedBy = "epochs" if state.step >= cap else "max_steps"
 
         def elapsed() -> float:
@@ -495,9 +498,10 @@ def _train(
             if state.step >= state.planned:
                 stopped_by = _stop_reason(settings, state, cap)
                 break
-            if budget is not None and elapsed() >= budget:
-                stopped_by = "time"
+            if budget is not None and elapsed() + step_s > budget:
+                stopped_by = "time"  # the next step would not end within the budget
                 break
+            step_start = time.perf_counter()
             first = state.step * settings.batch_size
             batch = [samples[_sample_at(first + j, n, settings.seed, order)]
                      for j in range(settings.batch_size)]  # fmt: skip
@@ -512,6 +516,7 @@ def _train(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
+            step_s = time.perf_counter() - step_start
             state.tokens += int((labels[:, 1:] != IGNORE).sum())
             losses = ([*losses, float(loss.detach())])[-10:]
             end = first + settings.batch_size
