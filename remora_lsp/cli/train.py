@@ -76,6 +76,23 @@ class RichReporter:
         self.console.print(f"  {message}", highlight=False)
 
 
+def _quiet_libraries() -> None:
+    """Our bars replace the model libraries' own (weight loading, shard writing)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
 def _split(values: list[str] | None) -> tuple[str, ...]:
     out: list[str] = []
     for value in values or []:
@@ -236,6 +253,7 @@ def train_command(
     if coverage is not None and not coverage.is_file():
         raise fail(f"--coverage {coverage}: no such file")
     console = stderr()
+    _quiet_libraries()
     try:
         result = train(opts, RichReporter(console))
     except KeyboardInterrupt:

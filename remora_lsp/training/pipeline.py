@@ -320,7 +320,7 @@ def _identity(model_dir: Path) -> dict[str, str]:
     from remora_lsp.inference.identity import read_identity
 
     ident = read_identity(model_dir)
-    return {"id": ident.model_id, "config_sha256": ident.config_sha256}
+    return {"id": ident.model_id, "config_sha256": ident.config_sha256 or ""}
 
 
 # ---------------------------------------------------------------------------------------------
