@@ -232,6 +232,7 @@ class SentenceTransformerEmbedder:
             raise ModelUnavailableError(
                 f"cannot load the embedding model in {self.path}: {exc}"
             ) from exc
+        model.float()  # fine-tuned packs ship float16 weights: embed in float32 on the CPU
         model.eval()
         if self._max_seq_length:
             model.max_seq_length = self._max_seq_length
