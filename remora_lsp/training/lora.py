@@ -11,13 +11,13 @@ causal-LM blocks); :func:`train_prompted_lora` trains the *transform* adapter on
   would have.
 * **Schedule.** Linear warm-up over ``min(warmup_steps, planned // 10)`` steps, then cosine
   decay to 0 at the planned total. The planned total is ``max_steps`` when set, capped by
-  ``epochs``; with a time budget it is further capped by an estimate made once, from the
-  steps/s measured over :data:`PROBE_STEPS` steps after the first one (which pays one-off
-  costs), stored in the checkpoint and never changed afterwards (a schedule that moved would
-  break resume equality). Until then the schedule runs on the step/epoch cap. A run stops at ``max_steps``, at the end of the
-  ``epochs``, or when the time budget is spent: checked after every step, and before every
-  step with the last step's duration, so that a step that would end past the budget is not
-  started; a time-estimated planned total also stops as ``"time"``.
+  ``epochs``; with a time budget it is further capped by an estimate made once, from the steps/s
+  measured over :data:`PROBE_STEPS` steps after the first one (which pays one-off costs), stored
+  in the checkpoint and never changed afterwards (a schedule that moved would break resume
+  equality). Until then the schedule runs on the step/epoch cap. A run stops at ``max_steps``,
+  at the end of the ``epochs``, or when the time budget is spent: checked after every step, and
+  before every step with the last step's duration, so that a step that would end past the budget
+  is not started; a time-estimated planned total also stops as ``"time"``.
 * **Checkpoints.** Every ``checkpoint_every_s`` seconds and at the end, the LoRA weights, the
   AdamW state and the torch RNG go to ``work_dir`` as safetensors and the rest (step, planned
   total, elapsed seconds, losses, settings fingerprint) as JSON — no pickle anywhere. Each

@@ -59,6 +59,7 @@ STAGES = (
     "assemble",
 )
 MAX_TEXT_BYTES = 400_000
+MAX_EVAL_PAIRS = 400
 
 
 class Reporter(Protocol):
@@ -416,6 +417,7 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
         from remora_lsp.training.pairs import split_pairs
 
         train_pairs, eval_pairs = split_pairs(pairs, seed=opts.seed, fraction=opts.heldout_fraction)
+        eval_pairs = eval_pairs[:MAX_EVAL_PAIRS]  # measuring the base is inside the budget
         if embed_dir.exists():
             shutil.rmtree(embed_dir)
         result = tune_embedding(
