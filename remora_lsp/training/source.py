@@ -203,7 +203,7 @@ def _folder_source(spec: str, kind: Literal["folder", "git"], root: Path, name: 
         spec=spec,
         kind=kind,
         root=root,
-        name=normalise_name(name),
+        name=normalise_name(project.get("name") or name),
         version=project.get("version", ""),
         license=license,
         license_files=license_files,
@@ -229,11 +229,14 @@ def _first_meaningful_line(text: str) -> str:
 
 
 def _project_metadata(root: Path) -> dict[str, str]:
-    """``license`` and ``version`` declared by pyproject.toml or setup.cfg, when literal."""
+    """``name``, ``license`` and ``version`` declared by pyproject.toml or setup.cfg, when
+    literal (the project's name beats the folder's: a checkout is often called ``repo``)."""
     found: dict[str, str] = {}
     with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
         project: Any = tomllib.loads(_read_text(root / "pyproject.toml")).get("project", {})
         if isinstance(project, dict):
+            if isinstance(project.get("name"), str) and project["name"].strip():
+                found["name"] = project["name"].strip()
             if isinstance(project.get("version"), str):
                 found["version"] = project["version"]
             lic = project.get("license")
@@ -248,6 +251,9 @@ def _project_metadata(root: Path) -> dict[str, str]:
             lic = cfg.get("metadata", "license", fallback="")
             if lic:
                 found["license"] = _first_meaningful_line(lic)
+            name = cfg.get("metadata", "name", fallback="").strip()
+            if name:
+                found.setdefault("name", name)
             version = cfg.get("metadata", "version", fallback="")
             if version and not version.startswith(("attr:", "file:")):
                 found.setdefault("version", version)

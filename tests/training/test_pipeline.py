@@ -103,6 +103,25 @@ def test_end_to_end_pack_and_report(tmp_path: Path, base: Path) -> None:
     assert "LICENSE" in files and "README.md" in files
     assert not opts.work_folder.exists()  # cleaned after success
 
+    # The demo installs a trained pack in place of its source and shows the card.
+    from io import StringIO
+
+    from rich.console import Console
+
+    from remora_lsp.server.demo import prepare_home
+
+    sources = tmp_path / "sources" / "tinyledger"
+    sources.mkdir(parents=True)
+    (sources / "manifest.yaml").write_text("format: 1\nname: tinyledger\nversion: 0.0.1\n")
+    shown = StringIO()
+    home = tmp_path / "demo-home"
+    names = prepare_home(
+        home, sources.parent, Console(file=shown, width=120), trained=(opts.out.parent,)
+    )
+    assert names == ["tinyledger"]
+    assert (home / "packs" / "tinyledger" / "0.1.0" / "adapters" / "generation").is_dir()
+    assert "perplexity, held-out library code" in shown.getvalue()
+
 
 class _Interrupt(QuietReporter):
     """Interrupts the run when it enters ``stop_at`` (like Ctrl-C)."""

@@ -41,7 +41,7 @@ def test_folder(tmp_path: Path) -> None:
     src = resolve_source(str(TRAIN_REPO), work_dir=tmp_path)
     assert src.kind == "folder"
     assert src.root == TRAIN_REPO.resolve()
-    assert src.name == "train-repo"
+    assert src.name == "tinyledger"  # the project name, not the folder name
     assert src.version == "0.3.0"
     assert src.license == "MIT"  # pyproject's license wins over the LICENSE file's first line
     assert src.license_files == ("LICENSE",)
