@@ -41,6 +41,7 @@ __all__ = [
     "QuietReporter",
     "Reporter",
     "RunResult",
+    "fim_texts",
     "split_files",
     "train",
 ]
@@ -312,9 +313,44 @@ def _generation_texts(
     return out
 
 
+def fim_texts(
+    texts: Sequence[str], tokens: tuple[str, str, str], *, rate: float = 0.5, seed: int = 0
+) -> list[str]:
+    """Turn a seeded ``rate`` share of ``texts`` into fill-in-the-middle examples.
+
+    ``tokens`` are the base model's (prefix, suffix, middle) FIM tokens. The hole is a span of
+    whole lines (one to a quarter of the text), so the model learns to fill the lines between a
+    prefix and a suffix in the order the completion engine prompts it (PSM).
+    """
+    import random
+
+    rng = random.Random(seed)
+    pre_tok, suf_tok, mid_tok = tokens
+    out = []
+    for text in texts:
+        lines = text.splitlines(keepends=True)
+        if len(lines) < 3 or rng.random() >= rate:
+            out.append(text)
+            continue
+        size = rng.randint(1, max(1, len(lines) // 4))
+        start = rng.randint(1, len(lines) - size)
+        prefix = "".join(lines[:start])
+        middle = "".join(lines[start : start + size])
+        suffix = "".join(lines[start + size :])
+        out.append(f"{pre_tok}{prefix}{suf_tok}{suffix}{mid_tok}{middle}")
+    return out
+
+
 def _units_in(scan: RepoScan, files: Sequence[str]) -> list[CodeUnit]:
     chosen = set(files)
     return [u for u in scan.units if u.path in chosen and u.docstring and u.reason != "test code"]
+
+
+def _fim_tokens(model_dir: Path) -> tuple[str, str, str] | None:
+    from remora_lsp.inference.identity import read_identity
+
+    fim = read_identity(model_dir).fim
+    return (fim.prefix, fim.suffix, fim.middle) if fim is not None else None
 
 
 def _identity(model_dir: Path) -> dict[str, str]:
@@ -460,6 +496,10 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
 
     gen_dir = work / "adapters" / "generation"
     gen_texts = _generation_texts(scan, train_files, texts)
+    fim = _fim_tokens(model_dir)
+    if fim is not None:  # half the examples become FIM (SmolLM2 has no FIM tokens: prefix only)
+        gen_texts = fim_texts(gen_texts, fim, seed=opts.seed)
+        reporter.log(f"generation: FIM examples with {fim[0]} {fim[1]} {fim[2]}")
     gen_fp = _fingerprint(walk_fp, identity, settings("generation"), train_files)
 
     def stage_generation() -> Any:

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from remora_lsp.packs.archive import PackArchive
 from remora_lsp.training.errors import DocsError, SourceError
 from remora_lsp.training.options import TrainOptions, parse_duration
-from remora_lsp.training.pipeline import QuietReporter, split_files, train
+from remora_lsp.training.pipeline import QuietReporter, fim_texts, split_files, train
 from tests.inference.tiny import build_model
 
 REPO = Path(__file__).parents[1] / "data" / "train_repo"
@@ -219,3 +219,16 @@ def test_cli_refuses_tiny_budget_and_bad_source(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "error:" in result.output and "no-such-dist-xyz" in result.output
     assert not out.exists()
+
+
+def test_fim_examples_keep_every_line_once() -> None:
+    texts = ["".join(f"line {i}\n" for i in range(40)) for _ in range(20)]
+    tokens = ("<PRE>", "<SUF>", "<MID>")
+    out = fim_texts(texts, tokens, rate=0.5, seed=3)
+    assert out == fim_texts(texts, tokens, rate=0.5, seed=3)
+    fim = [t for t in out if t.startswith("<PRE>")]
+    assert 0 < len(fim) < len(texts)
+    for text in fim:
+        prefix, rest = text.removeprefix("<PRE>").split("<SUF>")
+        suffix, middle = rest.split("<MID>")
+        assert middle and prefix + middle + suffix == texts[0]
