@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from remora_lsp.packs.archive import PackArchive
-from remora_lsp.training.errors import DocsError, SourceError
+from remora_lsp.training.errors import BudgetError, DocsError, SourceError
 from remora_lsp.training.options import TrainOptions, parse_duration
 from remora_lsp.training.pipeline import QuietReporter, fim_texts, split_files, train
 from tests.inference.tiny import build_model
@@ -190,6 +190,16 @@ def test_repo_without_docs_is_refused_unless_allowed(tmp_path: Path, base: Path)
     with pytest.raises(DocsError, match="--allow-no-docs"):
         train(opts)
     assert not opts.out.exists()
+
+
+def test_budget_too_small_to_train_is_refused(tmp_path: Path, base: Path) -> None:
+    # 10 s shared by three stages: the embedding stage's 2 s go on loading and measuring the
+    # base model, so not one step fits.
+    opts = _options(tmp_path, base, max_steps=0, time_budget_s=10)
+    with pytest.raises(BudgetError, match="budget"):
+        train(opts)
+    assert not opts.out.exists()
+    assert not (tmp_path / "report" / "report.json").exists()
 
 
 def test_split_files_keeps_both_sides() -> None:
