@@ -367,7 +367,8 @@ def _train(
                 if steps == 0:
                     raise BudgetError(
                         "the time budget was spent loading and measuring the base model: "
-                        "not one training step could run; give the embedding stage more time"
+                        "not one training step could run; raise --time-budget (the embedding stage "
+                        "gets a fifth of it)"
                     )
                 break
             features = [
