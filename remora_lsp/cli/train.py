@@ -205,7 +205,17 @@ def train_command(
         1, "--threads", help="torch threads (1 measured fastest on a busy 2-core machine)."
     ),
 ) -> None:
-    """Train a Language Pack from a library's code and docs, and report how much it helps."""
+    """Train a Language Pack from a library's code and docs, and report how much it helps.
+
+    Stages: walk the code (golden snippets), read the docs, mine pairs, fine-tune the search
+    embedding (Matryoshka), train the generation and transform LoRA adapters, evaluate them
+    against the base model on held-out files, build the index and write the (signed) pack.
+    Interrupted runs continue with --resume. Examples:
+
+      remora train fastapi --pack-dir packs/fastapi --out fastapi.remorapack --report-dir rep
+
+      remora train ./ourlib --run-tests --docs ./ourlib/docs --out ourlib.remorapack --sign k.key
+    """
     from remora_lsp.training.options import TrainOptions, parse_duration
     from remora_lsp.training.pipeline import train
     from remora_lsp.training.report import report_markdown
