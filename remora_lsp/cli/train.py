@@ -165,6 +165,12 @@ def train_command(
     max_steps: int = typer.Option(
         0, "--max-steps", help="Cap on optimizer steps per trained part (0: no cap)."
     ),
+    min_steps: int = typer.Option(
+        4,
+        "--min-steps",
+        help="Fewest optimizer steps an adapter may get (at most --max-steps); a budget that "
+        "allows fewer is an error (nothing is written).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, sampling and training."),
     rank: int = typer.Option(16, "--rank", help="LoRA rank."),
     alpha: float = typer.Option(32.0, "--alpha", help="LoRA alpha."),
@@ -237,6 +243,7 @@ def train_command(
             base_model=base_model,
             time_budget_s=parse_duration(time_budget),
             max_steps=max_steps,
+            min_steps=min_steps,
             seed=seed,
             rank=rank,
             alpha=alpha,

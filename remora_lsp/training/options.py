@@ -60,6 +60,7 @@ class TrainOptions(BaseModel):
     models_dir: Path | None = None
     time_budget_s: float = Field(default=720.0, gt=0)
     max_steps: int = Field(default=0, ge=0)
+    min_steps: int = Field(default=4, ge=1)
     seed: int = 0
     rank: int = Field(default=16, ge=1, le=256)
     alpha: float = Field(default=32.0, gt=0)

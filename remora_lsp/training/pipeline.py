@@ -43,6 +43,7 @@ __all__ = [
     "RunResult",
     "fim_texts",
     "split_files",
+    "split_units",
     "train",
 ]
 
@@ -61,6 +62,8 @@ STAGES = (
 )
 MAX_TEXT_BYTES = 400_000
 MAX_EVAL_PAIRS = 400
+# Pair sets are small (hundreds): several passes fit the stage's time share; time ends it first.
+EMBEDDING_EPOCHS = 4
 
 
 class Reporter(Protocol):
@@ -346,6 +349,40 @@ def _units_in(scan: RepoScan, files: Sequence[str]) -> list[CodeUnit]:
     return [u for u in scan.units if u.path in chosen and u.docstring and u.reason != "test code"]
 
 
+def split_units(
+    scan: RepoScan,
+    train_files: Sequence[str],
+    heldout_files: Sequence[str],
+    *,
+    want: int,
+    seed: int,
+    max_share: float = 0.2,
+) -> tuple[list[CodeUnit], list[CodeUnit]]:
+    """(train, evaluation) documented units for the transform adapter.
+
+    Evaluation units are those of the held-out files. Libraries that document few functions
+    (FastAPI documents parameters with ``Doc()`` instead) can leave that side nearly empty; then
+    documented units of the training files are moved over, ranked by a seeded hash of their
+    qualified name, until ``want`` are held out or ``max_share`` of the training units have
+    moved. Moved units are left out of training, so no score is measured on trained text.
+    """
+    import hashlib
+
+    from remora_lsp.training.evaluate import docstring_examples
+
+    train = [u for u in _units_in(scan, train_files) if docstring_examples([u])]
+    held = [u for u in _units_in(scan, heldout_files) if docstring_examples([u])]
+    room = min(max(0, want - len(held)), int(len(train) * max_share))
+    if room:
+        ranked = sorted(
+            train, key=lambda u: hashlib.sha256(f"{seed}:{u.path}:{u.qualname}".encode()).digest()
+        )
+        moved = {id(u) for u in ranked[:room]}
+        held += [u for u in train if id(u) in moved]
+        train = [u for u in train if id(u) not in moved]
+    return train, held
+
+
 def _fim_tokens(model_dir: Path) -> tuple[str, str, str] | None:
     from remora_lsp.inference.identity import read_identity
 
@@ -463,6 +500,7 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
             max_steps=opts.max_steps,
             time_budget_s=opts.stage_budget("embedding"),
             batch_size=opts.embedding_batch_size,
+            epochs=EMBEDDING_EPOCHS,
             seed=opts.seed,
             progress=reporter.progress,
         )
@@ -489,6 +527,7 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
             batch_size=opts.batch_size,
             learning_rate=opts.learning_rate,
             max_steps=opts.max_steps,
+            min_steps=min(opts.min_steps, opts.max_steps or opts.min_steps),
             time_budget_s=opts.stage_budget(stage),
             seed=opts.seed,
             threads=opts.threads,
@@ -524,8 +563,13 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
     tr_dir = work / "adapters" / "transform"
     from remora_lsp.training.evaluate import docstring_examples
 
-    tr_examples = docstring_examples(_units_in(scan, train_files))
-    tr_fp = _fingerprint(walk_fp, identity, settings("transform"), train_files)
+    tr_train_units, tr_eval_units = split_units(
+        scan, train_files, heldout_files, want=opts.rouge_samples, seed=opts.seed
+    )
+    tr_examples = docstring_examples(tr_train_units)
+    tr_fp = _fingerprint(
+        walk_fp, identity, settings("transform"), [(u.path, u.qualname) for u in tr_train_units]
+    )
 
     def stage_transform() -> Any:
         from remora_lsp.training.lora import train_prompted_lora
@@ -553,7 +597,7 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
     # 8. Evaluation
     def stage_evaluate() -> Any:
         return _evaluate(
-            opts, source, scan, heldout_files, texts, model_dir, gen_dir, tr_dir, reporter
+            opts, source, tr_eval_units, heldout_files, texts, model_dir, gen_dir, tr_dir, reporter
         )
 
     eval_fp = _fingerprint(
@@ -615,7 +659,7 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
 def _evaluate(
     opts: TrainOptions,
     source: Source,
-    scan: RepoScan,
+    doc_units: Sequence[CodeUnit],
     heldout_files: Sequence[str],
     texts: dict[str, str],
     model_dir: Path,
@@ -673,7 +717,7 @@ def _evaluate(
     del evaluator
 
     tr = out["transform"]
-    examples = docstring_examples(_units_in(scan, heldout_files))[: opts.rouge_samples]
+    examples = docstring_examples(doc_units)[: opts.rouge_samples]
     tr["samples"] = len(examples)
     if examples:
         evaluator = Evaluator(model_dir, tr_dir, threads=opts.threads)

@@ -22,7 +22,13 @@ from typer.testing import CliRunner
 from remora_lsp.packs.archive import PackArchive
 from remora_lsp.training.errors import BudgetError, DocsError, SourceError
 from remora_lsp.training.options import TrainOptions, parse_duration
-from remora_lsp.training.pipeline import QuietReporter, fim_texts, split_files, train
+from remora_lsp.training.pipeline import (
+    QuietReporter,
+    fim_texts,
+    split_files,
+    split_units,
+    train,
+)
 from tests.inference.tiny import build_model
 
 REPO = Path(__file__).parents[1] / "data" / "train_repo"
@@ -193,9 +199,9 @@ def test_repo_without_docs_is_refused_unless_allowed(tmp_path: Path, base: Path)
 
 
 def test_budget_too_small_to_train_is_refused(tmp_path: Path, base: Path) -> None:
-    # 10 s shared by three stages: the embedding stage's 2 s go on loading and measuring the
-    # base model, so not one step fits.
-    opts = _options(tmp_path, base, max_steps=0, time_budget_s=10)
+    # 10 s of training cannot give an adapter the (deliberately huge) number of steps asked
+    # for: the stage that runs out says so, and nothing is written.
+    opts = _options(tmp_path, base, max_steps=0, time_budget_s=10, min_steps=10**9)
     with pytest.raises(BudgetError, match="budget"):
         train(opts)
     assert not opts.out.exists()
@@ -242,3 +248,23 @@ def test_fim_examples_keep_every_line_once() -> None:
         prefix, rest = text.removeprefix("<PRE>").split("<SUF>")
         suffix, middle = rest.split("<MID>")
         assert middle and prefix + middle + suffix == texts[0]
+
+
+def test_transform_evaluation_units_never_trained_on(tmp_path: Path) -> None:
+    from remora_lsp.training.repowalker import walk_repo
+    from remora_lsp.training.source import resolve_source
+
+    shutil.copytree(REPO, tmp_path / "repo")
+    scan = walk_repo(resolve_source(str(tmp_path / "repo"), work_dir=tmp_path))
+    files = [f for f in scan.files if f not in scan.test_files]
+    train_files, held_files = split_files(files, seed=0, fraction=0.3)
+    train_units, eval_units = split_units(scan, train_files, held_files, want=50, seed=0)
+    assert eval_units and train_units
+    assert not {(u.path, u.qualname) for u in train_units} & {
+        (u.path, u.qualname) for u in eval_units
+    }
+    assert all(u.path in train_files for u in train_units)
+    moved = [u for u in eval_units if u.path in train_files]
+    assert len(moved) <= int(0.2 * (len(train_units) + len(moved)))
+    again = split_units(scan, train_files, held_files, want=50, seed=0)
+    assert again == (train_units, eval_units)
