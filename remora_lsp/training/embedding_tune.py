@@ -241,6 +241,7 @@ def tune_embedding(
     learning_rate: float = 5e-5,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    train_seq_length: int | None = None,
 ) -> EmbeddingResult:
     """Fine-tune ``base`` on ``train`` and save it into ``out_dir`` (see the module docstring).
 
@@ -249,7 +250,8 @@ def tune_embedding(
     spent, whichever comes first; a step that has started is finished. MRR@10 is measured on
     ``evaluation`` before training and after (with the saved float16 weights), at the full
     dimension and each of ``matryoshka_dims``. ``progress(step, planned_steps)`` is called
-    after each step.
+    after each step. ``train_seq_length`` truncates texts harder while training only (more
+    steps in a budget; the saved model keeps its own limit).
 
     Raises :class:`BudgetError` (and writes nothing) when there are fewer than two training
     pairs or the budget does not let one step run, :class:`StageError` when there is nothing
@@ -281,10 +283,16 @@ def tune_embedding(
                             reverse=True))  # fmt: skip
         embedder = _ModelEmbedder(model, base_id)
         before = evaluate_mrr(embedder, evaluation, dims)
-        steps, seen, stopped_by, train_seconds = _train(
-            model, train, dims, epochs=epochs, max_steps=max_steps, deadline=deadline,
-            batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress,
-        )  # fmt: skip
+        own_limit = model.max_seq_length
+        if train_seq_length:
+            model.max_seq_length = min(own_limit or train_seq_length, train_seq_length)
+        try:
+            steps, seen, stopped_by, train_seconds = _train(
+                model, train, dims, epochs=epochs, max_steps=max_steps, deadline=deadline,
+                batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress,
+            )  # fmt: skip
+        finally:
+            model.max_seq_length = own_limit
         card = {
             "kind": "sentence-transformers",
             "model_id": f"remora/{base_id.rsplit('/', 1)[-1]}+mrl",

@@ -64,6 +64,9 @@ MAX_TEXT_BYTES = 400_000
 MAX_EVAL_PAIRS = 400
 # Pair sets are small (hundreds): several passes fit the stage's time share; time ends it first.
 EMBEDDING_EPOCHS = 4
+# Training on the first 128 tokens of each text gives 2.8x the steps of the model's own 256 in
+# the same time; on fastapi (150 s) MRR@10 rose to .853 full / .819 at 64 dims, vs .705 / .676.
+EMBEDDING_TRAIN_TOKENS = 128
 
 
 class Reporter(Protocol):
@@ -501,6 +504,7 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
             time_budget_s=opts.stage_budget("embedding"),
             batch_size=opts.embedding_batch_size,
             epochs=EMBEDDING_EPOCHS,
+            train_seq_length=EMBEDDING_TRAIN_TOKENS,
             seed=opts.seed,
             progress=reporter.progress,
         )
