@@ -11,50 +11,29 @@ for an installed Python package; it prints the manifest's ``embeddings:`` block.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from remora_lsp.cli.common import command, stderr
 from remora_lsp.errors import RemoraError
 
 __all__ = ["index_app", "register", "resolve_source", "search_index_command"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 index_app = typer.Typer(
     help="Build and inspect vector indexes (a pack's embeddings/ folder).", no_args_is_help=True
 )
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-def _command(fn: Callable[P, R]) -> Callable[P, R]:
-    """Expected failures become one red line and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except RemoraError as exc:
-            _stderr().print(Text(f"error: {exc}", style="bold red"))
-            raise typer.Exit(1) from None
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            _stderr().print(Text(f"error: {exc.strerror or exc}{where}", style="bold red"))
-            raise typer.Exit(1) from None
-
-    return wrapper
+# Shared with the other command modules (remora_lsp.cli.common).
+_stderr, _command = stderr, command
 
 
 def resolve_source(spec: str) -> Path:
