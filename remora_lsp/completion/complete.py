@@ -116,6 +116,43 @@ def plan_completion(
     return CompletionPlan(ctx, prompt, options.max_tokens_multi, stops)
 
 
+def heal_prompt(prompt: Prompt) -> tuple[str, str]:
+    """(prompt text, gap): a prefix-only prompt that ends in a newline (plus any indentation or
+    blank lines) is cut before that newline, and the model must write the gap itself.
+
+    BPE tokenizers merge a newline with the next line's indentation (SmolLM2: ``"\n   "`` then
+    ``" return"``), so a prompt ending in ``"\n"`` or ``"\n    "`` asks for a continuation of
+    a token the model rarely saw in that position; it answers with a stray space or nothing.
+    Ending the prompt at the previous line and stripping the regenerated gap (prompt healing)
+    gives the continuation it was trained on; what follows the gap is exactly what it would
+    have written after the original prompt. FIM prompts are left alone (the suffix follows).
+    """
+    if prompt.mode != "prefix":
+        return prompt.text, ""
+    stripped = prompt.text.rstrip(" \t\n")
+    newline = prompt.text.find("\n", len(stripped))
+    if not stripped or newline < 0:
+        return prompt.text, ""
+    return prompt.text[:newline], prompt.text[newline:]
+
+
+def _after_gap(raw: str, gap: str) -> str | None:
+    """What the model wrote after the healed gap (None: not past it yet). A model that did not
+    rewrite the gap is taken as it is (as if the prompt had not been healed)."""
+    if not gap:
+        return raw
+    if raw.startswith(gap):
+        return raw[len(gap) :]
+    if gap.startswith(raw):
+        return None
+    return raw
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    found = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(found) if found else None
+
+
 async def complete(
     document: Document,
     offset: int,
@@ -156,19 +193,29 @@ async def complete(
     )
     if plan is None:
         return None
+    prompt_text, gap = heal_prompt(plan.prompt)
+    stop = tuple(s for s in plan.stop if s not in gap) if gap else plan.stop
     request = GenerationRequest(
-        plan.prompt.text,
-        max_tokens=plan.max_tokens,
+        prompt_text,
+        max_tokens=plan.max_tokens + (engine.count_tokens(gap) if gap else 0),
         temperature=options.temperature,
-        stop=plan.stop,
+        stop=stop,
         adapter=adapter,
     )
-    generated = ""
+    raw = generated = ""
     ended = False
     try:
         async with contextlib.aclosing(engine.stream(request, cancel)) as stream:
             async for delta in stream:
-                generated += delta
+                raw += delta
+                after = _after_gap(raw, gap)
+                if after is None:  # still inside the gap
+                    continue
+                generated = after
+                cut = _first_stop(generated, plan.stop) if gap else None
+                if cut is not None:
+                    generated, ended = generated[:cut], True
+                    break
                 if block_complete(
                     plan.context, generated, plan.prompt.prompt_line, options.max_lines
                 ):

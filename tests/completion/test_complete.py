@@ -113,3 +113,21 @@ async def test_against_the_real_transformers_engine(tiny) -> None:  # type: igno
             assert result.adapter == "alpha" and result.prompt_tokens > 0
     finally:
         await engine.close()
+
+
+async def test_prompt_ending_in_newline_and_indentation_is_healed() -> None:
+    # BPE merges "\n" with the next line's indentation: the prompt stops before the newline and
+    # the model writes the gap itself, which is stripped from the suggestion.
+    engine = scripted("\n    return len(items)\n\n\ndef other():\n    pass\n")
+    doc, offset = document("def count(items):\n    █\n")
+    result = await complete(doc, offset, engine)
+    assert result is not None
+    assert result.text.splitlines()[0] == "return len(items)"
+    assert engine.requests[-1].prompt == "def count(items):"
+
+
+async def test_healed_prompt_with_a_model_that_skips_the_gap_keeps_its_text() -> None:
+    engine = scripted("return len(items)")
+    doc, offset = document("def count(items):\n    █\n")
+    result = await complete(doc, offset, engine)
+    assert result is not None and result.text.startswith("return len(items)")
