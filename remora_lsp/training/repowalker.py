@@ -330,7 +330,21 @@ def _identifiers(root: Path, paths: Iterable[str]) -> set[str]:
 
 
 def _is_private(unit: CodeUnit) -> bool:
-    return any(part.startswith("_") for part in unit.qualname.split("."))
+    """A unit whose own name or an enclosing class's starts with ``_`` (dunders are public).
+
+    The module path does not count: libraries such as httpx keep their whole public API in
+    underscored modules (``httpx/_client.py``) and re-export it from the package.
+    """
+    module = [p for p in unit.path.removesuffix(".py").split("/") if p != "__init__"]
+    parts = unit.qualname.split(".")
+    while module and parts and parts[0] == module[0]:
+        module, parts = module[1:], parts[1:]
+    if module:  # the qualname does not start with the file's path (a src/ layout): own name only
+        parts = parts[-1:]
+    return any(
+        part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
+        for part in parts
+    )
 
 
 def _judge(
