@@ -2,17 +2,14 @@
 
 :class:`TrainOptions` is everything ``remora train`` was told; :func:`parse_duration` reads
 ``--time-budget`` values such as ``90s``, ``20m``, ``1h30m`` or plain seconds. Each stage reads
-only the fields it needs, and :meth:`TrainOptions.fingerprint` of those fields decides whether a
-resumed run may reuse a stage's checkpoint.
+only the fields it needs; the pipeline fingerprints those to decide whether a resumed run may
+reuse a stage's checkpoint.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -100,9 +97,3 @@ class TrainOptions(BaseModel):
         if self.work_dir is not None:
             return self.work_dir
         return self.out.parent / f".{self.out.name}.work"
-
-    def fingerprint(self, *fields: str, extra: Any = None) -> str:
-        """A short hash of the named fields (and ``extra``): a stage's checkpoint key."""
-        data = {name: getattr(self, name) for name in fields}
-        blob = json.dumps([data, extra], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]

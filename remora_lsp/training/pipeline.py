@@ -14,6 +14,7 @@ Progress goes through a :class:`Reporter` (the CLI draws rich progress bars; tes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 
 from remora_lsp.training.errors import DocsError, SourceError, StageError
 from remora_lsp.training.options import TrainOptions
+from remora_lsp.training.repowalker import read_source
 from remora_lsp.training.types import (
     CodeUnit,
     DocSection,
@@ -125,8 +127,6 @@ def split_files(files: Sequence[str], *, seed: int, fraction: float) -> tuple[li
     held = [f for f in ordered if is_heldout(f, seed=seed, fraction=fraction)]
     train_files = [f for f in ordered if f not in set(held)]
     if len(ordered) >= 2 and (not held or not train_files):
-        import hashlib
-
         ranked = sorted(ordered, key=lambda f: hashlib.sha256(f"{seed}:{f}".encode()).digest())
         n = min(len(ordered) - 1, max(1, round(fraction * len(ordered))))
         held = sorted(ranked[:n])
@@ -185,8 +185,6 @@ class _Stages:
 
 
 def _fingerprint(*parts: Any) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -194,25 +192,10 @@ def _fingerprint(*parts: Any) -> str:
 # Helpers
 
 
-def _read_text(path: Path) -> str | None:
-    try:
-        if path.stat().st_size > MAX_TEXT_BYTES:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if b"\0" in data[:4096]:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 def _file_texts(root: Path, files: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for rel in files:
-        text = _read_text(root / rel)
+        text = read_source(root / rel, MAX_TEXT_BYTES)
         if text and text.strip():
             out[rel] = text
     return out
@@ -260,7 +243,7 @@ def _other_texts(other: Source, budget_chars: int) -> dict[str, str]:
     texts: dict[str, str] = {}
     used = 0
     for rel in sorted(set(scan.files) - set(scan.test_files)):
-        text = _read_text(scan.root / rel)
+        text = read_source(scan.root / rel, MAX_TEXT_BYTES)
         if not text or not text.strip():
             continue
         texts[rel] = text
@@ -369,8 +352,6 @@ def split_units(
     qualified name, until ``want`` are held out or ``max_share`` of the training units have
     moved. Moved units are left out of training, so no score is measured on trained text.
     """
-    import hashlib
-
     from remora_lsp.training.evaluate import docstring_examples
 
     train = [u for u in _units_in(scan, train_files) if docstring_examples([u])]
@@ -386,18 +367,14 @@ def split_units(
     return train, held
 
 
-def _fim_tokens(model_dir: Path) -> tuple[str, str, str] | None:
-    from remora_lsp.inference.identity import read_identity
-
-    fim = read_identity(model_dir).fim
-    return (fim.prefix, fim.suffix, fim.middle) if fim is not None else None
-
-
-def _identity(model_dir: Path) -> dict[str, str]:
+def _base_identity(model_dir: Path) -> tuple[dict[str, str], tuple[str, str, str] | None]:
+    """The base model's id and config fingerprint (as the manifest records them) and its FIM
+    tokens (prefix, suffix, middle) when it has them."""
     from remora_lsp.inference.identity import read_identity
 
     ident = read_identity(model_dir)
-    return {"id": ident.model_id, "config_sha256": ident.config_sha256 or ""}
+    fim = (ident.fim.prefix, ident.fim.suffix, ident.fim.middle) if ident.fim else None
+    return {"id": ident.model_id, "config_sha256": ident.config_sha256 or ""}, fim
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,8 +497,13 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
 
     # 6. Generation adapter
     model_dir = _base_model_dir(opts)
-    identity = _identity(model_dir)
-    from remora_lsp.training.lora import LoraSettings
+    identity, fim = _base_identity(model_dir)
+    from remora_lsp.training.lora import (
+        LoraSettings,
+        TrainResult,
+        train_causal_lora,
+        train_prompted_lora,
+    )
 
     def settings(stage: str) -> LoraSettings:
         return LoraSettings(
@@ -539,28 +521,33 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
 
     gen_dir = work / "adapters" / "generation"
     gen_texts = _generation_texts(scan, train_files, texts)
-    fim = _fim_tokens(model_dir)
     if fim is not None:  # half the examples become FIM (SmolLM2 has no FIM tokens: prefix only)
         gen_texts = fim_texts(gen_texts, fim, seed=opts.seed)
         reporter.log(f"generation: FIM examples with {fim[0]} {fim[1]} {fim[2]}")
     gen_fp = _fingerprint(walk_fp, identity, settings("generation"), train_files)
 
-    def stage_generation() -> Any:
-        from remora_lsp.training.lora import train_causal_lora
+    def adapter_stage(
+        role: str, trainer: Callable[..., TrainResult], data: Any, out: Path
+    ) -> Callable[[], Any]:
+        def run() -> Any:
+            return trainer(
+                model_dir,
+                data,
+                out,
+                settings(role),
+                work_dir=work / "checkpoints" / role,
+                resume=opts.resume,
+                progress=reporter.progress,
+            ).to_data()
 
-        result = train_causal_lora(
-            model_dir,
-            gen_texts,
-            gen_dir,
-            settings("generation"),
-            work_dir=work / "checkpoints" / "generation",
-            resume=opts.resume,
-            progress=reporter.progress,
-        )
-        return result.to_data()
+        return run
 
     generation = stages.run(
-        "generation", "Training the generation adapter", gen_fp, stage_generation, outputs=[gen_dir]
+        "generation",
+        "Training the generation adapter",
+        gen_fp,
+        adapter_stage("generation", train_causal_lora, gen_texts, gen_dir),
+        outputs=[gen_dir],
     )
 
     # 7. Transform adapter
@@ -575,27 +562,17 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
         walk_fp, identity, settings("transform"), [(u.path, u.qualname) for u in tr_train_units]
     )
 
-    def stage_transform() -> Any:
-        from remora_lsp.training.lora import train_prompted_lora
-
-        if not tr_examples:
-            raise StageError(
-                "no documented functions in the training files: the transform adapter needs "
-                "function ↔ docstring pairs"
-            )
-        result = train_prompted_lora(
-            model_dir,
-            tr_examples,
-            tr_dir,
-            settings("transform"),
-            work_dir=work / "checkpoints" / "transform",
-            resume=opts.resume,
-            progress=reporter.progress,
+    if not tr_examples:
+        raise StageError(
+            "no documented functions in the training files: the transform adapter needs "
+            "function ↔ docstring pairs"
         )
-        return result.to_data()
-
     transform = stages.run(
-        "transform", "Training the transform adapter", tr_fp, stage_transform, outputs=[tr_dir]
+        "transform",
+        "Training the transform adapter",
+        tr_fp,
+        adapter_stage("transform", train_prompted_lora, tr_examples, tr_dir),
+        outputs=[tr_dir],
     )
 
     # 8. Evaluation

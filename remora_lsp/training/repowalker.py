@@ -47,7 +47,7 @@ from remora_lsp.retrieval.chunkers import _python_defs, module_name_for
 from remora_lsp.training.errors import SourceError
 from remora_lsp.training.types import CodeUnit, RepoScan, Source, UnitKind
 
-__all__ = ["TEST_TIMEOUT", "is_test_file", "walk_repo"]
+__all__ = ["TEST_TIMEOUT", "is_test_file", "read_source", "walk_repo"]
 
 TEST_TIMEOUT = 600.0
 """Seconds the source's test suite may run under coverage (``run_tests=True``)."""
@@ -120,7 +120,7 @@ def walk_repo(
     files: list[str] = []
     found: list[_Found] = []
     for done, rel in enumerate(paths, 1):
-        text = _read_python(root / rel, max_file_bytes)
+        text = read_source(root / rel, max_file_bytes)
         if text is not None:
             files.append(rel)
             found.extend(_units_of(parser, text, rel))
@@ -197,8 +197,9 @@ def _walk(top: Path, root: Path) -> Iterator[str]:
                 yield path.relative_to(root).as_posix()
 
 
-def _read_python(path: Path, max_bytes: int) -> str | None:
-    """The text of a Python file, or None for huge, binary, unreadable or undecodable ones."""
+def read_source(path: Path, max_bytes: int) -> str | None:
+    """The text of a Python file, or None for huge, binary, unreadable or undecodable ones
+    (UTF-8, else the file's PEP 263 coding cookie)."""
     try:
         if path.stat().st_size > max_bytes:
             return None
